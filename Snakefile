@@ -1,0 +1,20 @@
+# readrace: how much do medical images reveal self-reported race, and where?
+# Run from the repository root: `snakemake --cores 2` (laptop) or `snakemake --profile slurm`.
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/synthetic.smk"
+include: "workflow/rules/ingest.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

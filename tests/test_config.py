@@ -1,0 +1,90 @@
+"""Config schema: the default validates and gets its defaults; errors name the key."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from conftest import CONFIG_SCHEMA, REPO
+from readrace.config import ConfigError, shard_ids, validate_config
+
+
+def test_default_config_validates_and_fills_defaults(default_config):
+    config = validate_config(default_config, CONFIG_SCHEMA)
+    cxr = config["datasets"]["synth-cxr-a"]
+    assert cxr["split"]["salt"] == "readrace-split-v1"
+    assert cxr["options"]["broken_files"] is True
+    assert cxr["options"]["signal"]["seed"] == 1234
+    assert config["datasets"]["synth-ct"]["preprocess"]["window"] == {"center": -600, "width": 1500}
+
+
+def _error(config) -> str:
+    with pytest.raises(ConfigError) as info:
+        validate_config(config, CONFIG_SCHEMA)
+    return str(info.value)
+
+
+def test_unknown_top_level_key_is_named(default_config):
+    default_config["datasetz"] = {}
+    assert "datasetz: unknown key" in _error(default_config)
+
+
+def test_unknown_dataset_key_is_named_with_its_path(default_config):
+    default_config["datasets"]["synth-cxr-a"]["shard"] = 3
+    assert "datasets.synth-cxr-a.shard: unknown key" in _error(default_config)
+
+
+def test_unknown_adapter_option_is_named(default_config):
+    default_config["datasets"]["synth-ct"]["options"]["signal"]["strenght"] = 1
+    assert "datasets.synth-ct.options.signal.strenght: unknown key" in _error(default_config)
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        (("shards",), "two", "datasets.synth-cxr-a.shards: 'two' is not of type 'integer'"),
+        (("preprocess", "size"), 4, "datasets.synth-cxr-a.preprocess.size"),
+        (("modality",), "pet", "datasets.synth-cxr-a.modality"),
+        (("options", "signal", "region"), "heart", "datasets.synth-cxr-a.options.signal.region"),
+        (("options", "signal", "bands"), "middle", "datasets.synth-cxr-a.options.signal.bands"),
+    ],
+)
+def test_wrong_type_or_value_is_named(default_config, path, value, expected):
+    target = default_config["datasets"]["synth-cxr-a"]
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    assert expected in _error(default_config)
+
+
+def test_split_fractions_must_sum_to_one(default_config):
+    default_config["datasets"]["synth-cxr-b"]["split"] = {"train": 0.7, "validation": 0.2, "test": 0.2}
+    assert "datasets.synth-cxr-b.split: train + validation + test must sum to 1" in _error(default_config)
+
+
+def test_missing_required_key(default_config):
+    del default_config["datasets"]["synth-mammo"]["modality"]
+    assert "datasets.synth-mammo: 'modality' is a required property" in _error(default_config)
+
+
+def test_shard_ids_come_from_config_alone():
+    assert shard_ids({"shards": 1}) == ["0"]
+    assert shard_ids({"shards": 12}) == [f"{i:02d}" for i in range(12)]
+
+
+def test_snakefile_rejects_a_bad_config_naming_the_key(tmp_path, default_config):
+    bad = copy.deepcopy(default_config)
+    bad["datasets"]["synth-cxr-a"]["shards"] = "two"
+    configfile = tmp_path / "bad.yaml"
+    configfile.write_text(yaml.safe_dump(bad))
+    snakemake = [sys.executable, "-m", "snakemake"]
+    result = subprocess.run(
+        [*snakemake, "-n", "--cores", "1", "--configfile", str(configfile)],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode != 0
+    assert "datasets.synth-cxr-a.shards: 'two' is not of type 'integer'" in result.stdout + result.stderr
