@@ -1,0 +1,658 @@
+"""Robust DICOM decoding: one file in, one grayscale image or one quarantine reason out.
+
+Ingestion calls :func:`read_dicom` once per file of a real DICOM tree (MIMIC-CXR, NLST, PACS
+exports, ...). It returns a :class:`DicomImage`, or raises :class:`DicomReadError` whose
+``reason`` goes into the dataset's quarantine list. No other exception leaves this module,
+whatever the file: a library traceback here would be a bug.
+
+Decoding rules
+--------------
+Reading
+    One ``pydicom.dcmread`` per call. A file without preamble and file meta is read with
+    ``force=True`` only when its first tag is plausibly a DICOM group (0002 or 0008, either
+    byte order); anything else is "not a DICOM file". When the file meta has no Transfer
+    Syntax UID, pixels are decoded with the native syntax pydicom inferred while parsing
+    (the header still reports ""); encapsulated pixel data without one cannot be decoded.
+    pydicom warnings are silenced: a file either decodes or gets a reason.
+Pixels
+    ``ds.pixel_array`` with the installed handlers (numpy; pylibjpeg with libjpeg, openjpeg
+    and rle; pydicom's RLE). Single- and multi-frame; frames come back as float32
+    ``(n_frames, rows, columns)``. Only MONOCHROME1/MONOCHROME2 with one sample per pixel
+    are accepted: RGB, YBR_*, PALETTE COLOR and other colour models are rejected.
+CT (Modality "CT")
+    Modality LUT only (RescaleSlope/RescaleIntercept or Modality LUT Sequence, via
+    ``pydicom.pixels.apply_modality_lut``): frames are Hounsfield units, no VOI, no
+    normalisation, ``is_ct=True``.
+Everything else (CR, DX, MG, MR, ...)
+    Modality LUT, then the first VOI transform if there is one (VOI LUT Sequence preferred,
+    else the first WindowCenter/WindowWidth with its VOILUTFunction, via
+    ``pydicom.pixels.apply_voi_lut``). The VOI output *range* is scaled to [0, 1]: the
+    window's [y_min, y_max], or the min and max of the LUT's entries. The data's own min and
+    max play no part, so a window that covers more than the data gives values inside
+    (0, 1). Without a VOI transform, or with an unusable one (width < 1, unknown function,
+    malformed LUT), each frame is min-max normalised to [0, 1]. Finally MONOCHROME1 frames
+    become ``1 - x``, so that 1 is white on a display for every image.
+Enhanced (multi-frame functional group) objects
+    When RescaleSlope/Intercept, WindowCenter/Width or VOILUTFunction are not at the top
+    level, the per-frame functional group value (else the shared one) is used for each frame.
+Constant frames
+    A frame whose values (after the modality LUT, or after the VOI window) are all equal is
+    "constant image (no contrast)".
+
+Reasons (each starts with a stable category phrase)
+    "not a DICOM file", "cannot read file: ...", "truncated or corrupt file: ...",
+    "no pixel data (SOP class ...)", "non-image SOP class (...)",
+    "missing required attributes: ...", "invalid image attributes: ...",
+    "colour image (...) is not supported", "unsupported photometric interpretation ...",
+    "cannot decode transfer syntax <name>: <handler message>", "constant image (no contrast)",
+    "unexpected error: ..." (a safety net; seeing it means this module needs a new rule).
+    order_ct_slices adds "mixed orientations in series", "duplicate slice positions ...",
+    "duplicate InstanceNumber ..." and "cannot order slices: ...".
+
+Speed
+    One read, one decode. The value-wise VOI transform is evaluated once per stored value
+    in the frame's range (a table of at most 65536 entries for 16-bit data) and then
+    gathered, instead of once per pixel.
+
+The header deliberately carries the raw PatientID (for joining tables; the caller
+pseudonymises it at once) and no other identifying attribute: no names, birth dates,
+addresses or free text.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydicom import dcmread
+from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.multival import MultiValue
+from pydicom.pixels import apply_modality_lut, apply_voi_lut
+from pydicom.uid import (
+    UID,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    ParametricMapStorage,
+    RTDoseStorage,
+    SegmentationStorage,
+)
+
+__all__ = [
+    "DicomHeader",
+    "DicomImage",
+    "DicomReadError",
+    "order_ct_slices",
+    "read_dicom",
+    "read_header",
+]
+
+#: Longest reason kept; quarantine lists are read by people, one line per file.
+MAX_REASON_LENGTH = 160
+
+_NATIVE_SYNTAXES = frozenset(
+    {
+        ImplicitVRLittleEndian,
+        ExplicitVRLittleEndian,
+        ExplicitVRBigEndian,
+        DeflatedExplicitVRLittleEndian,
+    }
+)
+#: (is_implicit_VR, is_little_endian) as parsed -> the native syntax it implies.
+_SYNTAX_OF_ENCODING = {
+    (True, True): ImplicitVRLittleEndian,
+    (False, True): ExplicitVRLittleEndian,
+    (False, False): ExplicitVRBigEndian,
+}
+#: SOP classes whose pixel data is not a picture of the patient (dose grids, label maps,
+#: computed parameter maps). Unknown and private SOP classes are given the benefit of doubt.
+_NON_IMAGE_SOP_CLASSES = frozenset({RTDoseStorage, SegmentationStorage, ParametricMapStorage})
+_PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+_GRAYSCALE = ("MONOCHROME1", "MONOCHROME2")
+_COLOUR = frozenset({"RGB", "PALETTE COLOR", "HSV", "ARGB", "CMYK"})
+#: First groups a headerless (no preamble, no file meta) DICOM stream can start with.
+_HEADERLESS_FIRST_GROUPS = frozenset({0x0002, 0x0008})
+#: Attributes whose per-frame value may live in the functional groups of enhanced objects.
+_FRAME_KEYWORDS = (
+    "RescaleSlope",
+    "RescaleIntercept",
+    "WindowCenter",
+    "WindowWidth",
+    "VOILUTFunction",
+)
+#: Slices closer than this along the normal (mm) are the same position; DS values carry
+#: about 1e-4 mm of rounding, the thinnest CT slices are ~0.5 mm apart.
+_SAME_POSITION_MM = 1e-3
+#: Direction cosines that differ by less than this are the same orientation.
+_SAME_ORIENTATION = 1e-4
+#: The only BaseExceptions let through. Everything else becomes a reason, because the
+#: Rust decoders (pylibjpeg-rle via pyo3) report a panic on a corrupt stream as
+#: pyo3_runtime.PanicException, a BaseException that ``except Exception`` misses.
+_INTERRUPTS = (KeyboardInterrupt, SystemExit)
+_PLUGIN_PREAMBLE = "Unable to decode as exceptions were raised by all available plugins: "
+
+
+class DicomReadError(Exception):
+    """A file that cannot become an image, with a short human-readable ``reason``.
+
+    The reason starts with a stable category phrase (see the module docstring), is at most
+    :data:`MAX_REASON_LENGTH` characters and goes verbatim into the quarantine list.
+    """
+
+    def __init__(self, reason: str) -> None:
+        # One printable line: the reason lands in a CSV cell, and damaged attribute values
+        # (e.g. a garbled transfer syntax UID) can carry control characters.
+        reason = "".join(c if c.isprintable() else "?" for c in " ".join(str(reason).split()))
+        if len(reason) > MAX_REASON_LENGTH:
+            reason = reason[: MAX_REASON_LENGTH - 3] + "..."
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class DicomHeader:
+    """The attributes ingestion needs, read without decoding pixels.
+
+    Missing text attributes are ``""``, missing Rows/Columns/BitsStored are ``0`` and missing
+    geometry is ``None``. ``patient_id`` is the raw PatientID: join key only, pseudonymised
+    by the caller. ``transfer_syntax`` is the file meta's UID string ("" when absent).
+    ``laterality`` is ImageLaterality, else Laterality. ``pixel_spacing`` is PixelSpacing,
+    else the detector-plane ImagerPixelSpacing of projection radiographs. Enhanced objects
+    without top-level geometry report frame 0's functional-group values.
+    """
+
+    patient_id: str
+    study_uid: str
+    series_uid: str
+    sop_uid: str
+    sop_class_uid: str
+    modality: str
+    view_position: str
+    laterality: str
+    manufacturer: str
+    transfer_syntax: str
+    photometric: str
+    bits_stored: int
+    rows: int
+    columns: int
+    n_frames: int
+    pixel_spacing: tuple[float, float] | None
+    image_position: tuple[float, float, float] | None
+    image_orientation: tuple[float, ...] | None
+    instance_number: int | None
+
+
+@dataclass(frozen=True)
+class DicomImage:
+    """A decoded image: float32 ``frames`` of shape ``(n_frames, rows, columns)``.
+
+    ``is_ct`` is True when the frames are Hounsfield units (modality LUT only); otherwise
+    they are display values in [0, 1] with 1 white.
+    """
+
+    header: DicomHeader
+    frames: np.ndarray
+    is_ct: bool
+
+
+def read_header(path: str | Path) -> DicomHeader:
+    """Read the header of ``path`` without decoding pixel data.
+
+    Lenient about image attributes (a text SR still has a header); raises
+    :class:`DicomReadError` only when the file cannot be read as DICOM at all.
+    """
+    with _quiet():
+        ds = _read_dataset(Path(path), stop_before_pixels=True)
+        try:
+            return _header(ds)
+        except _INTERRUPTS:
+            raise
+        except BaseException as exc:  # the header getters are defensive; this is a safety net
+            raise DicomReadError(f"unexpected error: {_describe(exc)}") from exc
+
+
+def read_dicom(path: str | Path) -> DicomImage:
+    """Read and decode ``path`` following the module's decoding rules.
+
+    Raises :class:`DicomReadError` (and nothing else) when the file cannot become a
+    grayscale image.
+    """
+    path = Path(path)
+    with _quiet():
+        ds = _read_dataset(path, stop_before_pixels=False)
+        try:
+            return _decode(ds, path)
+        except (DicomReadError, *_INTERRUPTS):
+            raise
+        except BaseException as exc:
+            raise DicomReadError(f"unexpected error: {_describe(exc)}") from exc
+
+
+def order_ct_slices(headers: Sequence[DicomHeader]) -> list[int]:
+    """Return the indices that sort one series' slices along the slice normal.
+
+    The sort key is ImagePositionPatient projected on ``cross(row, column)`` of
+    ImageOrientationPatient (ascending, as GDCM/SimpleITK order a series). When any slice
+    lacks position or orientation, InstanceNumber is used instead. Raises
+    :class:`DicomReadError` on mixed orientations, duplicate positions, duplicate or
+    missing instance numbers.
+    """
+    if not headers:
+        return []
+    has_geometry = all(
+        h.image_position is not None
+        and h.image_orientation is not None
+        and len(h.image_orientation) == 6
+        for h in headers
+    )
+    if has_geometry:
+        orientations = np.array([h.image_orientation for h in headers], dtype=np.float64)
+        if not np.allclose(orientations, orientations[0], rtol=0.0, atol=_SAME_ORIENTATION):
+            raise DicomReadError("mixed orientations in series: cannot stack slices")
+        normal = np.cross(orientations[0, :3], orientations[0, 3:])
+        if np.linalg.norm(normal) < 1e-6:
+            raise DicomReadError("invalid image attributes: degenerate ImageOrientationPatient")
+        positions = np.array([h.image_position for h in headers], dtype=np.float64)
+        distances = positions @ normal
+        order = np.argsort(distances, kind="stable")
+        gaps = np.diff(distances[order])
+        if gaps.size and gaps.min() < _SAME_POSITION_MM:
+            k = int(np.argmin(gaps))
+            raise DicomReadError(
+                f"duplicate slice positions in series: slices {int(order[k])} and "
+                f"{int(order[k + 1])} at {distances[order[k]]:.3f} mm along the normal"
+            )
+        return [int(i) for i in order]
+
+    numbers = [h.instance_number for h in headers]
+    if any(n is None for n in numbers):
+        raise DicomReadError(
+            "cannot order slices: neither position/orientation nor InstanceNumber on every slice"
+        )
+    if len(set(numbers)) != len(numbers):
+        raise DicomReadError("duplicate InstanceNumber in series: cannot order slices")
+    return sorted(range(len(numbers)), key=lambda i: numbers[i])
+
+
+# --------------------------------------------------------------------------- reading
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    # pydicom warns about every non-conformance; a file either decodes or gets a reason, and
+    # a caller running with warnings-as-errors must not see library warnings escape.
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        yield
+
+
+def _read_dataset(path: Path, stop_before_pixels: bool) -> Dataset:
+    try:
+        try:
+            ds = dcmread(path, stop_before_pixels=stop_before_pixels)
+        except InvalidDicomError:
+            if not _looks_like_headerless_dicom(path):
+                raise DicomReadError("not a DICOM file") from None
+            ds = dcmread(path, stop_before_pixels=stop_before_pixels, force=True)
+        if len(ds) == 0:
+            if "TransferSyntaxUID" in getattr(ds, "file_meta", {}):
+                # A valid file meta followed by nothing pydicom could keep: pydicom drops
+                # a data set whose encapsulated pixel data runs past the end of the file.
+                raise DicomReadError("truncated or corrupt file: no readable data set after the file meta")
+            raise DicomReadError("not a DICOM file")
+        return ds
+    except (DicomReadError, *_INTERRUPTS):
+        raise
+    except OSError as exc:
+        if exc.errno is not None:  # the file system's refusal (missing, directory, permission)
+            raise DicomReadError(f"cannot read file: {_describe(exc)}") from exc
+        # pydicom also raises a bare OSError for unparseable content: a corrupt file.
+        raise DicomReadError(f"truncated or corrupt file: {_describe(exc)}") from exc
+    except BaseException as exc:
+        raise DicomReadError(f"truncated or corrupt file: {_describe(exc)}") from exc
+
+
+def _looks_like_headerless_dicom(path: Path) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if len(head) < 8:
+        return False
+    return any(
+        int.from_bytes(head[:2], order) in _HEADERLESS_FIRST_GROUPS  # type: ignore[arg-type]
+        for order in ("little", "big")
+    )
+
+
+def _inferred_syntax(ds: Dataset) -> str | None:
+    """The native syntax pydicom parsed a file without (0002,0010) with, if there is one."""
+    if "PixelData" in ds and ds["PixelData"].is_undefined_length:
+        return None  # encapsulated: the codec cannot be inferred
+    return _SYNTAX_OF_ENCODING.get(tuple(ds.original_encoding))
+
+
+# --------------------------------------------------------------------------- decoding
+
+
+def _decode(ds: Dataset, path: Path) -> DicomImage:
+    has_pixels = any(keyword in ds for keyword in _PIXEL_KEYWORDS)
+    # Checked before _header(), which converts the raw elements this check needs.
+    if not has_pixels and _ends_inside_element(ds, path):
+        raise DicomReadError("truncated or corrupt file: file ends inside a data element")
+    header = _header(ds)
+    sop_name = UID(header.sop_class_uid).name if header.sop_class_uid else "missing"
+    if not has_pixels:
+        raise DicomReadError(f"no pixel data (SOP class {sop_name})")
+    if header.sop_class_uid in _NON_IMAGE_SOP_CLASSES:
+        raise DicomReadError(f"non-image SOP class ({sop_name})")
+
+    _check_image_attributes(ds, header)
+    syntax = header.transfer_syntax or _inferred_syntax(ds)
+    if not syntax:
+        raise DicomReadError("cannot decode transfer syntax (missing) of encapsulated pixel data")
+    if not header.transfer_syntax:
+        ds.file_meta.TransferSyntaxUID = syntax  # where pixel decoding looks for it
+
+    try:
+        pixels = np.asarray(ds.pixel_array)
+    except _INTERRUPTS:
+        raise
+    except BaseException as exc:  # see _INTERRUPTS: native decoders may panic
+        if UID(syntax) in _NATIVE_SYNTAXES:
+            raise DicomReadError(f"truncated or corrupt file: {_describe(exc)}") from exc
+        raise DicomReadError(
+            f"cannot decode transfer syntax {UID(syntax).name}: {_describe(exc)}"
+        ) from exc
+
+    plane = header.rows * header.columns
+    if pixels.size == 0 or pixels.size % plane:
+        raise DicomReadError(
+            f"truncated or corrupt file: decoded {pixels.size} values, not a multiple of "
+            f"{header.rows}x{header.columns}"
+        )
+    stack = pixels.reshape(-1, header.rows, header.columns)
+    if len(stack) != header.n_frames:
+        raise DicomReadError(
+            f"truncated or corrupt file: decoded {len(stack)} frames, NumberOfFrames is "
+            f"{header.n_frames}"
+        )
+
+    is_ct = header.modality == "CT"
+    invert = header.photometric == "MONOCHROME1"
+    group_keywords = _functional_group_keywords(ds)
+    frames = np.empty(stack.shape, dtype=np.float32)
+    for i, stored in enumerate(stack):
+        _use_frame_attributes(ds, group_keywords, i)
+        values = np.asarray(apply_modality_lut(stored, ds))
+        if values.dtype.kind == "f" and not np.isfinite(values).all():
+            raise DicomReadError(f"truncated or corrupt file: non-finite pixel values in frame {i}")
+        if values.min() == values.max():
+            raise DicomReadError(_constant_reason(i, len(stack)))
+        if is_ct:
+            frames[i] = values
+            continue
+        display = _display_values(stored, values, ds)
+        if display is None:
+            raise DicomReadError(_constant_reason(i, len(stack)) + " after the VOI window")
+        frames[i] = 1.0 - display if invert else display
+    return DicomImage(header=header, frames=frames, is_ct=is_ct)
+
+
+def _check_image_attributes(ds: Dataset, header: DicomHeader) -> None:
+    required = ["Rows", "Columns", "BitsAllocated", "SamplesPerPixel", "PhotometricInterpretation"]
+    if "PixelData" in ds:  # the float pixel data variants have no BitsStored/representation
+        required += ["BitsStored", "PixelRepresentation"]
+    missing = [keyword for keyword in required if _value(ds, keyword) is None]
+    if missing:
+        raise DicomReadError(f"missing required attributes: {', '.join(missing)}")
+
+    photometric = header.photometric
+    samples = _int(ds, "SamplesPerPixel")
+    if photometric in _COLOUR or photometric.startswith("YBR"):
+        raise DicomReadError(f"colour image ({photometric}) is not supported")
+    if photometric not in _GRAYSCALE:
+        raise DicomReadError(f"unsupported photometric interpretation {photometric!r}")
+    if samples != 1:
+        raise DicomReadError(f"colour image ({samples} samples per pixel) is not supported")
+    if header.rows <= 0 or header.columns <= 0:
+        raise DicomReadError(
+            f"invalid image attributes: Rows={header.rows}, Columns={header.columns}"
+        )
+
+
+def _display_values(stored: np.ndarray, values: np.ndarray, ds: Dataset) -> np.ndarray | None:
+    """Map one frame to [0, 1]; None when the VOI output is constant.
+
+    ``stored`` are the frame's stored values, ``values`` their modality values.
+    """
+    voi = _voi_kind(ds)
+    if voi is not None:
+        try:
+            low, high = _voi_output_range(ds, voi)
+            if not high > low:
+                raise ValueError("empty VOI output range")
+
+            def display(x: np.ndarray) -> np.ndarray:
+                out = (_modality_then_voi(x, ds, voi) - low) / (high - low)
+                return np.clip(out, 0.0, 1.0, out=out)
+
+            out = _pointwise(display, stored)
+        except Exception:
+            # Unusable VOI attributes (width < 1, unknown function, malformed LUT): the
+            # image is still good, so fall back to min-max like a viewer's auto window.
+            pass
+        else:
+            return None if out.min() == out.max() else out
+    values = values.astype(np.float64)
+    low, high = values.min(), values.max()
+    return (values - low) / (high - low)
+
+
+def _modality_then_voi(stored: np.ndarray, ds: Dataset, voi: str) -> np.ndarray:
+    values = apply_modality_lut(stored, ds)
+    if voi == "lut" and values.dtype.kind == "f":
+        # A LUT is indexed by integers; rescaled values are integral in practice.
+        values = np.rint(values).astype(np.int64)
+    return np.asarray(apply_voi_lut(values, ds), dtype=np.float64)
+
+
+def _pointwise(func: Callable[[np.ndarray], np.ndarray], stored: np.ndarray) -> np.ndarray:
+    """``func(stored)`` for a value-wise ``func``, evaluated once per possible stored value.
+
+    pydicom's windowing costs ~0.4 s on a 3000x2500 radiograph; on the table of the frame's
+    stored range (at most 65536 entries for 16-bit data) it is negligible, and identical.
+    """
+    if stored.dtype.kind in "iu":
+        low, high = int(stored.min()), int(stored.max())
+        if high - low < stored.size:
+            table = func(np.arange(low, high + 1, dtype=np.int64))
+            return table[np.subtract(stored, low, dtype=np.intp)]
+    return func(stored)
+
+
+def _voi_kind(ds: Dataset) -> str | None:
+    # Mirrors apply_voi_lut's choice (LUT preferred over window) so the range matches it.
+    sequence = _value(ds, "VOILUTSequence")
+    if sequence:
+        item = sequence[0]
+        if _value(item, "LUTDescriptor") is not None and _value(item, "LUTData") is not None:
+            return "lut"
+    if _value(ds, "WindowCenter") is not None and _value(ds, "WindowWidth") is not None:
+        return "window"
+    return None
+
+
+def _voi_output_range(ds: Dataset, voi: str) -> tuple[float, float]:
+    """The range of values the first VOI transform can output (independent of the data)."""
+    if voi == "lut":
+        entries, first_mapped = ds.VOILUTSequence[0].LUTDescriptor[:2]
+        domain = np.arange(first_mapped, first_mapped + (entries or 2**16), dtype=np.int64)
+        table = np.asarray(apply_voi_lut(domain, ds))
+        return float(table.min()), float(table.max())
+    # LINEAR, LINEAR_EXACT and SIGMOID all send -inf and +inf to the ends of their range.
+    ends = np.asarray(apply_voi_lut(np.array([-np.inf, np.inf]), ds), dtype=np.float64)
+    return float(ends.min()), float(ends.max())
+
+
+def _constant_reason(frame: int, n_frames: int) -> str:
+    where = f" in frame {frame}" if n_frames > 1 else ""
+    return f"constant image (no contrast){where}"
+
+
+def _ends_inside_element(ds: Dataset, path: Path) -> bool:
+    """True when the file stops before the end of its last element (cut short)."""
+    # pydicom stops quietly at a partial element header and drops an element whose
+    # undefined-length value hits end of file; both leave the file longer or shorter than
+    # the end of the last element it kept. Offsets of a deflated stream are not file offsets.
+    if _value(ds.file_meta, "TransferSyntaxUID") == DeflatedExplicitVRLittleEndian:
+        return False
+    # keep_deferred: look at the raw elements without converting (and failing on) them.
+    elements = (ds.get_item(tag, keep_deferred=True) for tag in ds.keys())
+    last = max(elements, key=_value_offset, default=None)
+    if not isinstance(last, RawDataElement) or last.length == 0xFFFFFFFF:
+        return False  # an undefined-length last element ended on its delimiter
+    return last.value_tell + last.length != path.stat().st_size
+
+
+def _value_offset(element: DataElement | RawDataElement) -> int:
+    if isinstance(element, RawDataElement):
+        return element.value_tell
+    return element.file_tell if element.file_tell is not None else -1
+
+
+# --------------------------------------------------------------------------- functional groups
+
+
+def _functional_group_keywords(ds: Dataset) -> tuple[str, ...]:
+    """Per-frame attributes to take from the functional groups (absent at the top level)."""
+    if "PerFrameFunctionalGroupsSequence" not in ds and "SharedFunctionalGroupsSequence" not in ds:
+        return ()
+    return tuple(keyword for keyword in _FRAME_KEYWORDS if keyword not in ds)
+
+
+def _use_frame_attributes(ds: Dataset, keywords: tuple[str, ...], frame: int) -> None:
+    # pydicom's LUT functions read top-level attributes, so frame i's values are put there.
+    for keyword in keywords:
+        value = _functional_group_value(ds, keyword, frame)
+        if value is None:
+            if keyword in ds:
+                delattr(ds, keyword)
+        else:
+            setattr(ds, keyword, value)
+
+
+def _functional_group_value(ds: Dataset, keyword: str, frame: int) -> Any:
+    """``keyword`` from frame's per-frame functional groups, else the shared ones, or None."""
+    for sequence_keyword, index in (
+        ("PerFrameFunctionalGroupsSequence", frame),
+        ("SharedFunctionalGroupsSequence", 0),
+    ):
+        groups = _value(ds, sequence_keyword)
+        if not groups or index >= len(groups):
+            continue
+        try:
+            macros = [m for m in groups[index] if m.VR == "SQ" and m.value]
+        except Exception:  # a malformed item: treat it as absent, as _value does
+            continue
+        for macro in macros:
+            value = _value(macro.value[0], keyword)
+            if value is not None:
+                return value
+    return None
+
+
+# --------------------------------------------------------------------------- header
+
+
+def _header(ds: Dataset) -> DicomHeader:
+    spacing = _floats(_value_or_group(ds, "PixelSpacing"), 2)
+    if spacing is None:
+        # Projection radiographs often carry only the detector-plane spacing.
+        spacing = _floats(_value(ds, "ImagerPixelSpacing"), 2)
+    position = _floats(_value_or_group(ds, "ImagePositionPatient"), 3)
+    return DicomHeader(
+        patient_id=_text(ds, "PatientID"),
+        study_uid=_text(ds, "StudyInstanceUID"),
+        series_uid=_text(ds, "SeriesInstanceUID"),
+        sop_uid=_text(ds, "SOPInstanceUID"),
+        sop_class_uid=_text(ds, "SOPClassUID") or _text(ds.file_meta, "MediaStorageSOPClassUID"),
+        modality=_text(ds, "Modality").upper(),
+        view_position=_text(ds, "ViewPosition").upper(),
+        laterality=(_text(ds, "ImageLaterality") or _text(ds, "Laterality")).upper(),
+        manufacturer=_text(ds, "Manufacturer"),
+        transfer_syntax=_text(ds.file_meta, "TransferSyntaxUID"),
+        photometric=_text(ds, "PhotometricInterpretation").upper(),
+        bits_stored=_int(ds, "BitsStored") or 0,
+        rows=_int(ds, "Rows") or 0,
+        columns=_int(ds, "Columns") or 0,
+        n_frames=max(_int(ds, "NumberOfFrames") or 1, 1),
+        pixel_spacing=spacing,  # type: ignore[arg-type]
+        image_position=position,  # type: ignore[arg-type]
+        image_orientation=_floats(_value_or_group(ds, "ImageOrientationPatient"), 6),
+        instance_number=_int(ds, "InstanceNumber"),
+    )
+
+
+def _value(ds: Dataset, keyword: str) -> Any:
+    """The value of ``keyword``, or None when absent, empty or unparseable."""
+    try:
+        value = ds.get(keyword)
+    except Exception:  # a malformed raw element fails on first access
+        return None
+    if isinstance(value, str | bytes) and not value.strip():
+        return None
+    if isinstance(value, MultiValue | list) and len(value) == 0:
+        return None
+    return value
+
+
+def _value_or_group(ds: Dataset, keyword: str) -> Any:
+    value = _value(ds, keyword)
+    return _functional_group_value(ds, keyword, 0) if value is None else value
+
+
+def _text(ds: Dataset, keyword: str) -> str:
+    value = _value(ds, keyword)
+    if value is None:
+        return ""
+    if isinstance(value, MultiValue | list | tuple):
+        return "\\".join(str(v).strip() for v in value)
+    if isinstance(value, bytes):
+        return value.decode("ascii", errors="replace").strip("\x00 ")
+    return str(value).strip()
+
+
+def _int(ds: Dataset, keyword: str) -> int | None:
+    value = _value(ds, keyword)
+    if isinstance(value, MultiValue | list | tuple):
+        value = value[0] if len(value) else None
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def _floats(value: Any, n: int) -> tuple[float, ...] | None:
+    if value is None:
+        return None
+    items = list(value) if isinstance(value, MultiValue | list | tuple) else [value]
+    try:
+        numbers = tuple(float(v) for v in items)
+    except (TypeError, ValueError):
+        return None
+    if len(numbers) != n or not all(np.isfinite(numbers)):
+        return None
+    return numbers
+
+
+def _describe(exc: BaseException) -> str:
+    """A library exception as one short line for a reason."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text.removeprefix(_PLUGIN_PREAMBLE)
