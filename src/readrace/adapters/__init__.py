@@ -1,0 +1,89 @@
+"""Dataset adapters: how one dataset's files and tables are read.
+
+An adapter knows a dataset's layout and its own keys; ingestion (readrace.ingest) knows
+nothing of any particular dataset. Each adapter gives:
+
+- the list of input files under its root (the listing stage runs once, as a job, never
+  while the Snakefile is parsed);
+- a study table: one row per (patient_key, study_key) with self-reported race, ethnicity,
+  sex, age and whatever else the dataset records (BMI, finding labels, breast density), in
+  the column names of :data:`STUDY_TABLE_COLUMNS`;
+- how a decoded file maps to its (patient_key, study_key).
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from readrace.dicom import DicomHeader
+
+#: Columns every study table has (further optional columns: bmi, breast_density, findings).
+STUDY_TABLE_COLUMNS: tuple[str, ...] = ("patient_key", "study_key", "race", "ethnicity", "sex", "age")
+
+
+class DatasetError(ValueError):
+    """A dataset's root, files or tables are not what its adapter expects."""
+
+
+class DatasetAdapter(ABC):
+    """Base class of the adapters; ``root`` is the dataset's folder."""
+
+    name: str = ""
+
+    def __init__(self, root: str | Path, options: dict[str, Any]):
+        self.root = Path(root)
+        self.options = options
+        if not self.root.is_dir():
+            raise DatasetError(f"{self.name}: dataset root {self.root} is not a folder")
+
+    @abstractmethod
+    def list_files(self) -> list[str]:
+        """Input files, as paths relative to the root, sorted."""
+
+    @abstractmethod
+    def study_table(self) -> pd.DataFrame:
+        """One row per (patient_key, study_key), with at least STUDY_TABLE_COLUMNS."""
+
+    def record_key(self, header: DicomHeader, path: str) -> tuple[str, str]:
+        """The (patient_key, study_key) of a decoded file: DICOM PatientID and StudyInstanceUID."""
+        return header.patient_id, header.study_uid
+
+
+def scan_tree(root: Path) -> list[str]:
+    """Every regular file under ``root``, relative and sorted; nothing is filtered out, so
+    whatever is not an image still reaches the quarantine list with its reason."""
+    found = []
+    for folder, subfolders, files in os.walk(root):
+        subfolders.sort()
+        for name in files:
+            found.append(os.path.relpath(os.path.join(folder, name), root))
+    return sorted(found)
+
+
+def read_table(path: Path, required: tuple[str, ...], **kwargs: Any) -> pd.DataFrame:
+    """Read a CSV table, failing with the file's name and the missing columns."""
+    if not path.is_file():
+        raise DatasetError(f"missing table {path}")
+    try:
+        table = pd.read_csv(path, **kwargs)
+    except Exception as error:  # any parser failure is reported against the file
+        raise DatasetError(f"cannot read table {path}: {error}") from error
+    missing = [column for column in required if column not in table]
+    if missing:
+        raise DatasetError(f"table {path} lacks column(s) {', '.join(missing)}")
+    return table
+
+
+def make_adapter(name: str, root: str | Path, options: dict[str, Any]) -> DatasetAdapter:
+    """The adapter called ``name`` on the dataset at ``root``."""
+    from readrace.adapters.synthetic import SyntheticAdapter
+
+    registry: dict[str, type[DatasetAdapter]] = {"synthetic": SyntheticAdapter}
+    if name not in registry:
+        raise DatasetError(f"unknown adapter {name!r}; known: {', '.join(sorted(registry))}")
+    return registry[name](root, options)

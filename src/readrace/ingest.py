@@ -1,0 +1,317 @@
+"""DICOM ingestion: files -> (manifest rows, quarantine rows, cache pixels), shard by shard.
+
+The stage runs as three kinds of job:
+
+1. :func:`list_files` writes the dataset's file list with a shard number per file. Files of
+   one folder share a shard for CT, so that a series is never split across jobs (its slices
+   are ordered together).
+2. :func:`ingest_shard` decodes each file of one shard once, joins the dataset's study table
+   on the dataset's own keys, applies the cohort exclusions, orders CT slices, and
+   preprocesses the pixels for the cache. Every file ends as rows of the shard's manifest or
+   as one row of its quarantine (file, reason).
+3. :func:`gather_shards` concatenates the shards into the dataset's manifest, quarantine
+   and cache, assigns patient-level splits, and checks that nothing was lost (every listed
+   file is in the manifest or the quarantine, never both) and that no patient is in two
+   splits.
+
+Dataset ids (DICOM PatientID, UIDs) are used to join tables and then replaced by keyed
+hashes (readrace.pseudonym); no PHI header is ever read, so none can be written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import sys
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from readrace.adapters import DatasetAdapter, DatasetError
+from readrace.dicom import DicomHeader, DicomReadError, order_ct_slices, read_dicom
+from readrace.labels import FINDINGS, exclusion_reason
+from readrace.manifest import MANIFEST_COLUMNS, validate_manifest
+from readrace.preprocess import CACHE_DTYPE, to_cache
+from readrace.pseudonym import pseudonymize
+from readrace.splits import assign_splits, check_patient_splits
+
+log = logging.getLogger(__name__)
+
+#: DICOM Modality values accepted in a dataset of each task modality.
+ACCEPTED_DICOM_MODALITIES: dict[str, frozenset[str]] = {
+    "cxr": frozenset({"CR", "DX"}),
+    "ct": frozenset({"CT"}),
+    "mammo": frozenset({"MG"}),
+    "xr": frozenset({"CR", "DX", "RF", "XA"}),
+}
+
+QUARANTINE_COLUMNS = ("path", "reason")
+_OPTIONAL_STUDY_COLUMNS = ("bmi", "breast_density", *FINDINGS)
+
+
+class IngestError(RuntimeError):
+    """Ingestion lost or duplicated files, or its inputs disagree."""
+
+
+class Rejected(Exception):
+    """A readable file that does not enter the cohort; ``reason`` goes to the quarantine."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+# --------------------------------------------------------------------------- listing
+
+
+def shard_of(unit: str, n_shards: int) -> int:
+    """The shard of a file or folder: a stable hash, so adding files moves no other file."""
+    digest = hashlib.sha256(unit.encode()).digest()
+    return int.from_bytes(digest[:8], "big") % n_shards
+
+
+def list_files(adapter: DatasetAdapter, modality: str, n_shards: int) -> pd.DataFrame:
+    """The dataset's files (relative to its root) with their shard."""
+    paths = adapter.list_files()
+    if not paths:
+        raise DatasetError(f"{adapter.name}: no files found under {adapter.root}")
+    units = [str(Path(p).parent) if modality == "ct" else p for p in paths]
+    return pd.DataFrame({"path": paths, "shard": [shard_of(u, n_shards) for u in units]})
+
+
+# --------------------------------------------------------------------------- one shard
+
+
+@dataclass
+class ShardResult:
+    """What one ingestion job produces."""
+
+    rows: pd.DataFrame
+    quarantine: pd.DataFrame
+    images: np.ndarray  # (len(rows), size, size), CACHE_DTYPE; row i of rows is images[i]
+
+
+@dataclass
+class _Accepted:
+    path: str
+    header: DicomHeader
+    record: dict[str, Any]
+    pixels: np.ndarray  # (n_frames, size, size)
+
+
+@dataclass
+class _ShardState:
+    accepted: list[_Accepted] = field(default_factory=list)
+    quarantine: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _study_lookup(adapter: DatasetAdapter) -> dict[tuple[str, str], dict[str, Any]]:
+    table = adapter.study_table()
+    keys = table["patient_key"].astype(str) + "\x1f" + table["study_key"].astype(str)
+    duplicated = keys[keys.duplicated()]
+    if len(duplicated):
+        raise DatasetError(
+            f"{adapter.name}: the study table has {len(duplicated)} duplicated (patient, study) key(s)"
+        )
+    records = table.to_dict(orient="records")
+    return {(str(r["patient_key"]), str(r["study_key"])): r for r in records}
+
+
+def _decode_and_check(
+    path: str,
+    adapter: DatasetAdapter,
+    modality: str,
+    studies: dict[tuple[str, str], dict[str, Any]],
+    preprocess: dict[str, Any],
+) -> _Accepted:
+    """Decode one file and decide whether it enters the cohort; the exception says why not."""
+    image = read_dicom(adapter.root / path)
+    header = image.header
+    accepted = ACCEPTED_DICOM_MODALITIES[modality]
+    if header.modality not in accepted:
+        raise Rejected(
+            f"wrong modality: DICOM Modality {header.modality or '(empty)'} is not one of "
+            f"{'/'.join(sorted(accepted))} expected in a {modality} dataset"
+        )
+    patient_key, study_key = adapter.record_key(header, path)
+    if not patient_key or not study_key:
+        raise Rejected("no patient or study id in the file")
+    record = studies.get((str(patient_key), str(study_key)))
+    if record is None:
+        raise Rejected("no demographics record: its patient and study are not in the dataset's tables")
+    excluded = exclusion_reason(record.get("race"), record.get("ethnicity"))
+    if excluded:
+        raise Rejected(excluded)
+    pixels = to_cache(image.frames, image.is_ct, preprocess["size"], preprocess.get("window"))
+    return _Accepted(path, header, record, pixels)
+
+
+def _row(item: _Accepted, frame: int, slice_index: int | None, modality: str, salt: str) -> dict[str, Any]:
+    header, record = item.header, item.record
+    row: dict[str, Any] = {
+        "patient_id": pseudonymize(str(record["patient_key"]), salt, "patient"),
+        "study_id": pseudonymize(str(record["study_key"]), salt, "study"),
+        "series_id": pseudonymize(header.series_uid or f"{item.path}", salt, "series"),
+        "image_id": pseudonymize(f"{header.sop_uid or item.path}#{frame}", salt, "image"),
+        "modality": modality,
+        "dicom_modality": header.modality or None,
+        "view": "AXIAL" if modality == "ct" else (header.view_position or None),
+        "laterality": header.laterality or None,
+        "race": record["race"],
+        "sex": record.get("sex"),
+        "age": record.get("age"),
+        "manufacturer": header.manufacturer or None,
+        "slice_index": slice_index,
+        "frame": frame,
+        "path": item.path,
+    }
+    for column in _OPTIONAL_STUDY_COLUMNS:
+        row[column] = record.get(column)
+    return row
+
+
+def _order_ct(items: list[_Accepted], state: _ShardState) -> list[tuple[_Accepted, list[int | None]]]:
+    """Group CT files by series and give each frame its slice index along the slice normal."""
+    by_series: dict[str, list[_Accepted]] = defaultdict(list)
+    for item in items:
+        by_series[item.header.series_uid or item.path].append(item)
+    ordered: list[tuple[_Accepted, list[int | None]]] = []
+    for series in by_series.values():
+        if len(series) == 1:
+            item = series[0]
+            ordered.append((item, list(range(item.pixels.shape[0]))))
+            continue
+        try:
+            order = order_ct_slices([item.header for item in series])
+        except DicomReadError as error:
+            state.quarantine.extend((item.path, f"CT series not ordered: {error.reason}") for item in series)
+            continue
+        for position, index in enumerate(order):
+            ordered.append((series[index], [position]))
+    return ordered
+
+
+def ingest_shard(
+    adapter: DatasetAdapter,
+    paths: list[str],
+    modality: str,
+    preprocess: dict[str, Any],
+    salt: str,
+    progress: bool = True,
+    description: str = "ingest",
+) -> ShardResult:
+    """Decode, join, filter and preprocess the files of one shard."""
+    studies = _study_lookup(adapter)
+    state = _ShardState()
+    for path in tqdm(paths, desc=description, unit="file", disable=not progress, file=sys.stderr, mininterval=2):
+        try:
+            state.accepted.append(_decode_and_check(path, adapter, modality, studies, preprocess))
+        except (DicomReadError, Rejected) as error:
+            state.quarantine.append((path, error.reason))
+        except Exception as error:  # noqa: BLE001 - one bad file must never stop a dataset
+            log.exception("unexpected error on %s", path)
+            state.quarantine.append((path, f"unexpected error: {type(error).__name__}: {error}"[:300]))
+
+    if modality == "ct":
+        placed = _order_ct(state.accepted, state)
+    else:
+        placed = [(item, [None] * item.pixels.shape[0]) for item in state.accepted]
+
+    rows, images = [], []
+    for item, slice_indices in placed:
+        for frame, slice_index in enumerate(slice_indices):
+            rows.append(_row(item, frame, slice_index, modality, salt))
+            images.append(item.pixels[frame])
+    size = preprocess["size"]
+    stacked = np.stack(images).astype(CACHE_DTYPE) if images else np.zeros((0, size, size), CACHE_DTYPE)
+    table = pd.DataFrame(rows, columns=[c for c in MANIFEST_COLUMNS if c not in ("split", "cache_index")])
+    quarantine = pd.DataFrame(state.quarantine, columns=list(QUARANTINE_COLUMNS))
+    return ShardResult(table, quarantine, stacked)
+
+
+def write_shard(result: ShardResult, rows_path: Path, quarantine_path: Path, images_path: Path) -> None:
+    result.rows.to_parquet(rows_path, index=False)
+    result.quarantine.to_csv(quarantine_path, index=False)
+    np.save(images_path, result.images)
+
+
+# --------------------------------------------------------------------------- gather
+
+
+def gather_shards(
+    files: pd.DataFrame,
+    shards: list[tuple[Path, Path, Path]],
+    split: dict[str, Any],
+    manifest_schema: dict | str | Path,
+    manifest_path: Path,
+    quarantine_path: Path,
+    cache_path: Path,
+) -> pd.DataFrame:
+    """Concatenate shards into the manifest, quarantine and cache; return the manifest.
+
+    ``shards`` lists (rows.parquet, quarantine.csv, images.npy) per shard.
+    """
+    tables, quarantines, counts = [], [], []
+    for rows_path, quarantine_path_i, images_path in shards:
+        rows = pd.read_parquet(rows_path)
+        images = np.load(images_path, mmap_mode="r")
+        if len(rows) != images.shape[0]:
+            raise IngestError(f"{rows_path}: {len(rows)} rows but {images.shape[0]} images in {images_path}")
+        tables.append(rows)
+        quarantines.append(pd.read_csv(quarantine_path_i, dtype=str, keep_default_na=False))
+        counts.append(images.shape)
+    manifest = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=MANIFEST_COLUMNS)
+    quarantine = pd.concat(quarantines, ignore_index=True)
+
+    check_accounting(files["path"], manifest["path"], quarantine["path"])
+
+    manifest["split"] = assign_splits(manifest["patient_id"], split, split["salt"]).to_numpy()
+    manifest["cache_index"] = np.arange(len(manifest), dtype=np.int64)
+    manifest = manifest[list(MANIFEST_COLUMNS)]
+    for column in ("age", "bmi", *FINDINGS):
+        manifest[column] = pd.to_numeric(manifest[column], errors="coerce").astype(float)
+    manifest["slice_index"] = manifest["slice_index"].astype("Int64")
+    check_patient_splits(manifest)
+    validate_manifest(manifest, manifest_schema)
+
+    size = counts[0][1:] if counts else (0, 0)
+    cache = np.lib.format.open_memmap(cache_path, mode="w+", dtype=CACHE_DTYPE, shape=(len(manifest), *size))
+    offset = 0
+    for _, _, images_path in shards:
+        images = np.load(images_path, mmap_mode="r")
+        cache[offset : offset + images.shape[0]] = images
+        offset += images.shape[0]
+    cache.flush()
+    del cache
+
+    manifest.to_parquet(manifest_path, index=False)
+    quarantine.sort_values("path").to_csv(quarantine_path, index=False)
+    return manifest
+
+
+def check_accounting(found: pd.Series, ingested: pd.Series, quarantined: pd.Series) -> None:
+    """Every file found is ingested or quarantined, never both, and nothing else appears."""
+    found_set, ingested_set, quarantined_set = set(found), set(ingested), set(quarantined)
+    problems = []
+    lost = found_set - ingested_set - quarantined_set
+    if lost:
+        problems.append(f"{len(lost)} file(s) neither ingested nor quarantined, e.g. {sorted(lost)[:3]}")
+    both = ingested_set & quarantined_set
+    if both:
+        problems.append(f"{len(both)} file(s) both ingested and quarantined, e.g. {sorted(both)[:3]}")
+    stray = (ingested_set | quarantined_set) - found_set
+    if stray:
+        problems.append(f"{len(stray)} file(s) not in the file list, e.g. {sorted(stray)[:3]}")
+    if quarantined.duplicated().any():
+        problems.append("a file is quarantined twice")
+    if problems:
+        raise IngestError("ingestion accounting failed: " + "; ".join(problems))
+    log.info(
+        "accounting: %d files found = %d ingested + %d quarantined",
+        len(found_set), len(ingested_set), len(quarantined_set),
+    )

@@ -1,0 +1,159 @@
+"""The default workflow end to end, through Snakemake, on a tiny synthetic cohort.
+
+One module-scoped run (a few tens of seconds) feeds every test here: accounting of every
+file, the quarantine reasons, the absence of PHI from results/, the manifest schema and
+splits, the cache, CT slice order, and an idempotent rerun.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pydicom
+import pytest
+import yaml
+
+from conftest import MANIFEST_SCHEMA, REPO
+from readrace.manifest import validate_manifest
+
+pytestmark = pytest.mark.workflow
+
+TINY = {
+    "pseudonym_salt": "salt-for-the-workflow-test",
+    "datasets": {
+        "cxr-a": {
+            "adapter": "synthetic", "modality": "cxr", "shards": 2,
+            "preprocess": {"size": 32},
+            "options": {"site": "A", "patients": 24, "seed": 5},
+        },
+        "cxr-b": {
+            "adapter": "synthetic", "modality": "cxr", "shards": 1,
+            "preprocess": {"size": 32},
+            "options": {"site": "B", "patients": 16, "seed": 6},
+        },
+        "ct": {
+            "adapter": "synthetic", "modality": "ct", "shards": 2,
+            "preprocess": {"size": 32},
+            "options": {"patients": 8, "seed": 7},
+        },
+        "mammo": {
+            "adapter": "synthetic", "modality": "mammo", "shards": 1,
+            "preprocess": {"size": 32},
+            "options": {"patients": 8, "seed": 8},
+        },
+    },
+}
+
+
+def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    command = [
+        sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
+        "--directory", str(workdir), "--configfile", str(workdir / "config.yaml"),
+        "--cores", "2", *args,
+    ]
+    return subprocess.run(command, capture_output=True, text=True, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    workdir = tmp_path_factory.mktemp("workflow")
+    (workdir / "config.yaml").write_text(yaml.safe_dump(TINY))
+    result = snakemake(workdir)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return workdir
+
+
+def test_every_file_is_ingested_or_quarantined(run):
+    for name in TINY["datasets"]:
+        files = pd.read_csv(run / f"results/{name}/ingest/files.csv")["path"]
+        manifest = pd.read_parquet(run / f"results/{name}/manifest.parquet")
+        quarantine = pd.read_csv(run / f"results/{name}/quarantine.csv")
+        assert set(files) == set(manifest["path"]) | set(quarantine["path"])
+        assert not set(manifest["path"]) & set(quarantine["path"])
+        truth = pd.read_csv(run / f"data/synthetic/{name}/truth.csv")
+        assert set(files) == set(truth["path"])  # the listing found every generated file
+
+
+def test_broken_files_and_exclusions_are_quarantined_with_their_reason(run):
+    for name in TINY["datasets"]:
+        truth = pd.read_csv(run / f"data/synthetic/{name}/truth.csv").set_index("path")
+        quarantine = pd.read_csv(run / f"results/{name}/quarantine.csv").set_index("path")
+        reasons = quarantine["reason"]
+        expected_prefix = {
+            "truncated": "truncated",
+            "no-pixel-data": "no pixel data",
+            "non-image": "no pixel data",
+            "not-dicom": "not a DICOM file",
+        }
+        for kind, prefix in expected_prefix.items():
+            paths = truth.index[truth["kind"] == kind]
+            assert len(paths) == 1, (name, kind)
+            assert reasons[paths[0]].lower().startswith(prefix.lower()), (name, kind, reasons[paths[0]])
+        images = truth[truth["kind"] == "image"]
+        patients = pd.read_csv(run / f"data/synthetic/{name}/patients.csv").set_index("PatientID")
+        race = patients.loc[images["PatientID"], "race"].to_numpy()
+        hispanic = patients.loc[images["PatientID"], "ethnicity"].to_numpy() == "Hispanic or Latino"
+        excluded = images.index[hispanic | np.isin(race, ["Other", "Unknown"])]
+        assert len(excluded) > 0, name
+        assert all(reasons[path].startswith("excluded: ") for path in excluded)
+        kept = images.index.difference(excluded)
+        assert not set(kept) & set(reasons.index)
+
+
+def test_no_phi_in_results_or_logs(run):
+    phi = set()
+    for name in TINY["datasets"]:
+        truth = pd.read_csv(run / f"data/synthetic/{name}/truth.csv")
+        for path in truth.loc[truth["kind"] == "image", "path"][:50]:
+            ds = pydicom.dcmread(run / f"data/synthetic/{name}" / path, stop_before_pixels=True)
+            phi |= {str(ds.PatientName), ds.PatientBirthDate, ds.PatientID, ds.StudyInstanceUID, ds.SOPInstanceUID}
+            phi |= {str(ds.PatientName).split("^")[0]}
+    phi = {value for value in phi if value and len(value) >= 4}
+    assert len(phi) > 20
+    written = [p for p in (run / "results").rglob("*") if p.is_file()] + list((run / "logs").rglob("*.log"))
+    for path in written:
+        data = path.read_bytes()
+        for value in phi:
+            assert value.encode() not in data, f"{value!r} found in {path}"
+
+
+def test_manifest_is_valid_and_splits_are_by_patient(run):
+    for name, dataset in TINY["datasets"].items():
+        manifest = pd.read_parquet(run / f"results/{name}/manifest.parquet")
+        validate_manifest(manifest, MANIFEST_SCHEMA)
+        assert manifest.groupby("patient_id")["split"].nunique().max() == 1
+        assert set(manifest["split"]) <= {"train", "validation", "test"}
+        assert set(manifest["race"]) <= {"Asian", "Black", "White"}
+        cache = np.load(run / f"results/{name}/cache/images.npy", mmap_mode="r")
+        size = dataset["preprocess"]["size"]
+        assert cache.shape == (len(manifest), size, size) and cache.dtype == np.float16
+        assert np.isfinite(cache).all() and cache.min() >= 0 and cache.max() <= 1
+        assert (cache.reshape(len(cache), -1).std(axis=1) > 0.01).all()  # no blank images
+
+
+def test_mammography_is_women_and_cxr_has_findings(run):
+    mammo = pd.read_parquet(run / "results/mammo/manifest.parquet")
+    assert set(mammo["sex"]) == {"F"} and mammo["breast_density"].notna().all()
+    cxr = pd.read_parquet(run / "results/cxr-a/manifest.parquet")
+    assert cxr["Cardiomegaly"].notna().all() and set(cxr["view"]) <= {"AP", "PA"}
+
+
+def test_ct_slices_are_in_position_order(run):
+    manifest = pd.read_parquet(run / "results/ct/manifest.parquet")
+    truth = pd.read_csv(run / "data/synthetic/ct/truth.csv")
+    z = manifest["path"].map(truth.set_index("path")["slice_z"])
+    for _, series in manifest.assign(z=z).groupby("series_id"):
+        ordered = series.sort_values("slice_index")
+        assert ordered["slice_index"].tolist() == list(range(len(series)))
+        steps = np.diff(ordered["z"].to_numpy())
+        assert (steps > 0).all() or (steps < 0).all()
+
+
+def test_second_run_has_nothing_to_do(run):
+    result = snakemake(run, "-n")
+    assert result.returncode == 0
+    assert "Nothing to be done" in result.stdout + result.stderr
