@@ -77,7 +77,7 @@ def shard_of(unit: str, n_shards: int) -> int:
 
 def list_files(adapter: DatasetAdapter, modality: str, n_shards: int) -> pd.DataFrame:
     """The dataset's files (relative to its root) with their shard."""
-    paths = adapter.list_files()
+    paths = adapter.files()
     if not paths:
         raise DatasetError(f"{adapter.name}: no files found under {adapter.root}")
     units = [str(Path(p).parent) if modality == "ct" else p for p in paths]

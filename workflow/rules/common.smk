@@ -17,6 +17,14 @@ def dataset_config(wildcards):
     return DATASETS[wildcards.dataset]
 
 
+def cohort_options(wildcards):
+    """What the synthetic generator needs; ingestion-only options (file_list) stay out, so
+    that changing them does not regenerate the cohort."""
+    dataset = DATASETS[wildcards.dataset]
+    options = {k: v for k, v in dataset["options"].items() if k != "file_list"}
+    return {"modality": dataset["modality"], "options": options}
+
+
 def dataset_split(wildcards):
     return DATASETS[wildcards.dataset]["split"]
 

@@ -5,7 +5,7 @@ rule synthesize_cohort:
     output:
         directory("data/synthetic/{dataset}"),
     params:
-        dataset=dataset_config,
+        cohort=cohort_options,
     log:
         "logs/synthesize_cohort/{dataset}.log",
     resources:

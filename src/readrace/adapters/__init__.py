@@ -41,9 +41,35 @@ class DatasetAdapter(ABC):
         if not self.root.is_dir():
             raise DatasetError(f"{self.name}: dataset root {self.root} is not a folder")
 
+    def files(self) -> list[str]:
+        """The dataset's input files relative to the root: the ``file_list`` option when set
+        (a text file, one path per line, relative to the root or absolute under it),
+        otherwise what the adapter finds under its root."""
+        file_list = self.options.get("file_list")
+        if not file_list:
+            return self.list_files()
+        listed = Path(file_list)
+        if not listed.is_file():
+            raise DatasetError(f"{self.name}: file_list {listed} does not exist")
+        paths = []
+        for number, line in enumerate(listed.read_text().splitlines(), start=1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            path = Path(line)
+            if path.is_absolute():
+                try:
+                    path = path.relative_to(self.root)
+                except ValueError:
+                    raise DatasetError(f"{listed}, line {number}: {line} is not under the dataset root {self.root}") from None
+            paths.append(str(path))
+        if len(set(paths)) != len(paths):
+            raise DatasetError(f"{listed}: a file is listed twice")
+        return paths
+
     @abstractmethod
     def list_files(self) -> list[str]:
-        """Input files, as paths relative to the root, sorted."""
+        """Input files found under the root, as paths relative to it, sorted."""
 
     @abstractmethod
     def study_table(self) -> pd.DataFrame:

@@ -25,8 +25,12 @@ _BODY_PART = {"cxr": "CHEST", "ct": "CHEST", "mammo": "BREAST"}
 
 
 def make_uid(*parts: object) -> str:
-    """A deterministic UID from generator coordinates (pydicom's hash-based generator)."""
-    return generate_uid(entropy_srcs=[UID_NAMESPACE, *(str(p) for p in parts)])
+    """A deterministic UID from generator coordinates (pydicom's hash-based generator).
+
+    pydicom concatenates its entropy sources with no separator, so (1, 11) and (11, 1) would
+    give the same UID: the coordinates are joined with a separator first.
+    """
+    return generate_uid(entropy_srcs=["\x1f".join([UID_NAMESPACE, *(str(p) for p in parts)])])
 
 
 def _age_string(age: int) -> str:
