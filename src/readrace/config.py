@@ -16,6 +16,8 @@ import jsonschema
 import yaml
 from jsonschema import validators
 
+from readrace.perturbations import parse_perturbation
+
 #: Tolerance on the sum of the split fractions.
 _SPLIT_TOLERANCE = 1e-6
 
@@ -116,6 +118,15 @@ def _check_semantics(config: dict[str, Any]) -> None:
                 problems.append(f"datasets.{name}.modality: the synthetic adapter generates cxr, ct or mammo, not xr")
             elif dataset["modality"] != "cxr" and site != "A":
                 problems.append(f"datasets.{name}.options.site: {dataset['modality']} has only site A, got {site!r}")
+    for number, block in enumerate(config.get("experiments", [])):
+        for name in block["train"]:
+            if name not in config["datasets"]:
+                problems.append(f"experiments.{number}.train: {name!r} is not a dataset of this config")
+        for pid in block["perturbations"]:
+            try:
+                parse_perturbation(pid)
+            except ValueError as error:
+                problems.append(f"experiments.{number}.perturbations: {str(error).splitlines()[0]}")
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
 

@@ -89,6 +89,10 @@ _EVAL_BATCH_SIZE = 256
 Perturbation = Callable[..., torch.Tensor]
 
 
+class StaleCheckpointError(ValueError):
+    """checkpoint.pt belongs to another config or other splits: it cannot be resumed."""
+
+
 @dataclass
 class TrainConfig:
     """Hyperparameters of one training run (every one of them is recorded in model.pt)."""
@@ -540,10 +544,10 @@ def _check_resumable(checkpoint: dict, config: TrainConfig, fingerprint: str, pa
     changed = [f"{k}: {saved.get(k)!r} -> {getattr(config, k)!r}"
                for k in RESUME_FIELDS if saved.get(k) != getattr(config, k)]
     if changed:
-        raise ValueError(f"{path} was written with another config ({'; '.join(changed)}); "
+        raise StaleCheckpointError(f"{path} was written with another config ({'; '.join(changed)}); "
                          f"delete it to train from scratch")
     if checkpoint["fingerprint"] != fingerprint:
-        raise ValueError(f"{path} was written for other splits or labels; delete it to train from scratch")
+        raise StaleCheckpointError(f"{path} was written for other splits or labels; delete it to train from scratch")
 
 
 def _seed_everything(seed: int) -> None:

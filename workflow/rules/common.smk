@@ -2,14 +2,22 @@
 import re
 
 from readrace.config import shard_ids, validate_config
+from readrace.experiments import Coordinate, evaluation_datasets, expand_experiments
 
 validate_config(config, f"{workflow.basedir}/workflow/schemas/config.schema.yaml")
 
 DATASETS = config["datasets"]
+COORDINATES = expand_experiments(config)
+DATASET_PATTERN = "|".join(re.escape(name) for name in DATASETS)
 
 
 wildcard_constraints:
-    dataset="|".join(re.escape(name) for name in DATASETS),
+    dataset=DATASET_PATTERN,
+    train=DATASET_PATTERN,
+    test=DATASET_PATTERN,
+    arch=r"[a-z0-9_]+",
+    perturbation=r"[a-z]+(-[a-z0-9.]+)*",
+    seed=r"\d+",
     shard=r"\d+",
 
 
@@ -53,6 +61,44 @@ def ingest_shard_outputs(wildcards):
     }
 
 
+def coordinate(wildcards):
+    return Coordinate(wildcards.train, wildcards.arch, wildcards.perturbation, int(wildcards.seed))
+
+
+def train_modality(wildcards):
+    return DATASETS[wildcards.train]["modality"]
+
+
+def score_files():
+    """One score file per (model, test dataset) of the experiment matrix."""
+    return [
+        f"results/scores/{c.path}/{test}.csv"
+        for c in COORDINATES
+        for test in evaluation_datasets(config, c.train)
+    ]
+
+
+def filter_coordinates():
+    """Models of the frequency-filter experiments (the paper's Figures 1 and 2)."""
+    return [c for c in COORDINATES if c.perturbation.startswith(("lpf-", "hpf-"))]
+
+
+def filter_figure_inputs(wildcards):
+    """The table, and the cache of the first filtered dataset for the sample images."""
+    dataset = filter_coordinates()[0].train
+    return {
+        "table": "results/tables/race_detection.csv",
+        "manifest": f"results/{dataset}/manifest.parquet",
+        "cache": f"results/{dataset}/cache/images.npy",
+    }
+
+
+def filter_sample_ids(wildcards):
+    """The filter ids to show, low-pass then high-pass, by diameter."""
+    ids = {c.perturbation for c in filter_coordinates()}
+    return sorted(ids, key=lambda pid: (not pid.startswith("lpf"), int(pid.split("-d")[1])))
+
+
 def all_targets():
     targets = []
     for name in DATASETS:
@@ -61,4 +107,8 @@ def all_targets():
             f"results/{name}/quarantine.csv",
             f"results/{name}/cache/images.npy",
         ]
+    if COORDINATES:
+        targets += ["results/tables/race_detection.csv", "results/tables/race_detection.md"]
+    if filter_coordinates():
+        targets += ["results/figures/filter_auc.png", "results/figures/filter_samples.png"]
     return targets
