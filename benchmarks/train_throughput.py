@@ -1,7 +1,7 @@
 """Training images per second: readrace's training loop against its compute ceiling and a PNG loader.
 
 Usage:  python benchmarks/train_throughput.py [--arch resnet18] [--size 64] [--batch-size 64]
-            [--images 1024] [--epochs 2] [--workers 2] [--device auto] [--no-augment]
+            [--images 512] [--epochs 3] [--workers 2] [--device auto] [--no-augment]
             [--preload-max-gb 4.0] [--seed 0]
 
 Writes a synthetic cache of ``--images`` training images (smooth random fields in [0, 1],
@@ -254,9 +254,9 @@ def main() -> None:
     parser.add_argument("--arch", default="resnet18", choices=ARCHITECTURES)
     parser.add_argument("--size", type=int, default=64, help="image height and width in pixels")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--images", type=int, default=1024, help="training images")
+    parser.add_argument("--images", type=int, default=512, help="training images")
     parser.add_argument("--val-images", type=int, default=32, help="validation images (fit only)")
-    parser.add_argument("--epochs", type=int, default=2, help="epochs per variant; the first is a warm-up")
+    parser.add_argument("--epochs", type=int, default=3, help="epochs per variant; the first is a warm-up")
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     parser.add_argument("--no-augment", action="store_true", help="no RandomAffine in any variant")
