@@ -62,3 +62,27 @@ def test_rle_ct_decodes_to_hounsfield_units(cohorts):
         intended = np.load(root / "truth" / f"{row.SOPInstanceUID}.npy")
         assert decoded.is_ct
         assert np.max(np.abs(decoded.frames[0] - intended)) <= 0.5 + 1e-4
+
+
+def test_grayscale_jpeg_and_png_read_as_display_values(tmp_path):
+    from PIL import Image
+
+    from readrace.dicom import DicomReadError
+    from readrace.ingest import read_image
+
+    ramp = np.tile(np.arange(256, dtype=np.uint8), (16, 1))
+    Image.fromarray(ramp).save(tmp_path / "ramp.png")
+    np.testing.assert_allclose(read_image(tmp_path / "ramp.png").frames[0], ramp / 255.0)
+    deep = (np.tile(np.arange(256, dtype=np.uint16), (16, 1)) * 257).astype(np.uint16)
+    Image.fromarray(deep).save(tmp_path / "deep.png")
+    np.testing.assert_allclose(read_image(tmp_path / "deep.png").frames[0], deep / 65535.0, atol=1e-6)
+    Image.fromarray(ramp).save(tmp_path / "ramp.jpg", quality=100)
+    assert np.abs(read_image(tmp_path / "ramp.jpg").frames[0] - ramp / 255.0).max() < 0.02
+    colour = np.zeros((8, 8, 3), np.uint8)
+    colour[..., 0] = 200
+    Image.fromarray(colour).save(tmp_path / "colour.png")
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff not really")
+    for name, reason in (("colour.png", "colour image"), ("broken.jpg", "unreadable image file")):
+        with pytest.raises(DicomReadError) as info:
+            read_image(tmp_path / name)
+        assert info.value.reason.startswith(reason)

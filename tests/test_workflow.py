@@ -7,6 +7,7 @@ splits, the cache, CT slice order, and an idempotent rerun.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -130,10 +131,12 @@ def test_no_phi_in_results_or_logs(run):
     phi = {value for value in phi if value and len(value) >= 4}
     assert len(phi) > 20
     written = [p for p in (run / "results").rglob("*") if p.is_file()] + list((run / "logs").rglob("*.log"))
+    assert any(p.suffix == ".pt" for p in written)  # model weights are searched too
+    # One pass per file: an alternation of every value, longest first.
+    pattern = re.compile(b"|".join(re.escape(v.encode()) for v in sorted(phi, key=len, reverse=True)))
     for path in written:
-        data = path.read_bytes()
-        for value in phi:
-            assert value.encode() not in data, f"{value!r} found in {path}"
+        found = pattern.search(path.read_bytes())
+        assert found is None, f"{found.group().decode()!r} found in {path}"
 
 
 def test_manifest_is_valid_and_splits_are_by_patient(run):
@@ -219,3 +222,18 @@ def test_models_have_a_training_log_and_the_figures_are_drawn(run):
     assert {"train_loss", "val_loss", "val_auc", "lr", "seconds", "images_per_second"} <= set(log.columns)
     for name in ("filter_auc.png", "filter_samples.png"):
         assert (run / "results/figures" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_summary_counts_agree_with_manifest_and_quarantine(run):
+    summary = pd.read_csv(run / "results/cxr-a/summary.csv")
+    manifest = pd.read_parquet(run / "results/cxr-a/manifest.parquet")
+    quarantine = pd.read_csv(run / "results/cxr-a/quarantine.csv")
+    by = summary.set_index(["group", "value"])
+    assert by.loc[("files", "found"), "count"] == len(manifest["path"].unique()) + len(quarantine)
+    assert by.loc[("kept", "all"), "count"] == len(manifest)
+    assert by.loc[("kept", "all"), "patients"] == manifest["patient_id"].nunique()
+    for race, count in manifest["race"].value_counts().items():
+        assert by.loc[("race", race), "count"] == count
+    excluded = summary[summary["value"].str.startswith("excluded: ")]
+    assert len(excluded) > 0 and (excluded["patients"] > 0).all()  # excluded patients are counted
+    assert summary.loc[summary["group"] == "quarantine", "count"].sum() == len(quarantine)

@@ -33,11 +33,12 @@ import pandas as pd
 from tqdm import tqdm
 
 from readrace.adapters import DatasetAdapter, DatasetError
-from readrace.dicom import DicomHeader, DicomReadError, order_ct_slices, read_dicom
+from readrace.dicom import DicomHeader, DicomImage, DicomReadError, order_ct_slices, read_dicom
 from readrace.labels import FINDINGS, exclusion_reason
 from readrace.manifest import MANIFEST_COLUMNS, validate_manifest
 from readrace.preprocess import CACHE_DTYPE, to_cache
 from readrace.pseudonym import pseudonymize
+from readrace.raster import RASTER_SUFFIXES, read_raster
 from readrace.splits import assign_splits, check_patient_splits
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ ACCEPTED_DICOM_MODALITIES: dict[str, frozenset[str]] = {
     "xr": frozenset({"CR", "DX", "RF", "XA"}),
 }
 
-QUARANTINE_COLUMNS = ("path", "reason")
+QUARANTINE_COLUMNS = ("path", "reason", "patient_id")
 _OPTIONAL_STUDY_COLUMNS = ("bmi", "breast_density", *FINDINGS)
 
 
@@ -59,11 +60,13 @@ class IngestError(RuntimeError):
 
 
 class Rejected(Exception):
-    """A readable file that does not enter the cohort; ``reason`` goes to the quarantine."""
+    """A file that does not enter the cohort; ``reason`` goes to the quarantine, with the
+    (pseudonymous) patient when it is known, for the dataset's summary."""
 
-    def __init__(self, reason: str):
+    def __init__(self, reason: str, patient_id: str = ""):
         super().__init__(reason)
         self.reason = reason
+        self.patient_id = patient_id
 
 
 # --------------------------------------------------------------------------- listing
@@ -107,7 +110,7 @@ class _Accepted:
 @dataclass
 class _ShardState:
     accepted: list[_Accepted] = field(default_factory=list)
-    quarantine: list[tuple[str, str]] = field(default_factory=list)
+    quarantine: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 def _study_lookup(adapter: DatasetAdapter) -> dict[tuple[str, str], dict[str, Any]]:
@@ -122,32 +125,62 @@ def _study_lookup(adapter: DatasetAdapter) -> dict[tuple[str, str], dict[str, An
     return {(str(r["patient_key"]), str(r["study_key"])): r for r in records}
 
 
+def read_image(path: Path) -> DicomImage:
+    """A DICOM file, or a JPEG / PNG file (by its suffix)."""
+    if path.suffix.lower() in RASTER_SUFFIXES:
+        return read_raster(path)
+    return read_dicom(path)
+
+
+def _file_lookup(adapter: DatasetAdapter) -> dict[str, dict[str, Any]]:
+    table = adapter.file_table()
+    if table is None:
+        return {}
+    records = table.reset_index(names="path").to_dict(orient="records")
+    return {str(r["path"]): {k: v for k, v in r.items() if not _missing(v)} for r in records}
+
+
+def _missing(value: Any) -> bool:
+    return value is None or value == "" or (isinstance(value, float) and value != value)
+
+
 def _decode_and_check(
     path: str,
     adapter: DatasetAdapter,
     modality: str,
     studies: dict[tuple[str, str], dict[str, Any]],
+    files: dict[str, dict[str, Any]],
     preprocess: dict[str, Any],
+    salt: str,
 ) -> _Accepted:
     """Decode one file and decide whether it enters the cohort; the exception says why not."""
-    image = read_dicom(adapter.root / path)
+    known = files.get(path, {})
+    patient = pseudonymize(str(known["patient_key"]), salt, "patient") if "patient_key" in known else ""
+    if "exclusion" in known:  # decided by the tables (a lateral view, say): no need to decode
+        raise Rejected(str(known["exclusion"]), patient)
+    image = read_image(adapter.root / path)
     header = image.header
     accepted = ACCEPTED_DICOM_MODALITIES[modality]
-    if header.modality not in accepted:
+    if header.modality and header.modality not in accepted:
         raise Rejected(
-            f"wrong modality: DICOM Modality {header.modality or '(empty)'} is not one of "
+            f"wrong modality: DICOM Modality {header.modality} is not one of "
             f"{'/'.join(sorted(accepted))} expected in a {modality} dataset"
         )
-    patient_key, study_key = adapter.record_key(header, path)
+    header_patient, header_study = adapter.record_key(header, path)
+    patient_key = known.get("patient_key", header_patient)
+    study_key = known.get("study_key", header_study)
     if not patient_key or not study_key:
-        raise Rejected("no patient or study id in the file")
+        raise Rejected("no patient or study id in the file or the dataset's tables")
+    patient = pseudonymize(str(patient_key), salt, "patient")
     record = studies.get((str(patient_key), str(study_key)))
     if record is None:
-        raise Rejected("no demographics record: its patient and study are not in the dataset's tables")
-    excluded = exclusion_reason(record.get("race"), record.get("ethnicity"))
+        raise Rejected("no demographics record: its patient and study are not in the dataset's tables", patient)
+    excluded = record.get("exclusion") if not _missing(record.get("exclusion")) else None
+    excluded = excluded or exclusion_reason(record.get("race"), record.get("ethnicity"))
     if excluded:
-        raise Rejected(excluded)
+        raise Rejected(str(excluded), patient)
     pixels = to_cache(image.frames, image.is_ct, preprocess["size"], preprocess.get("window"))
+    record = {**record, "view": known.get("view"), "laterality": known.get("laterality")}
     return _Accepted(path, header, record, pixels)
 
 
@@ -160,8 +193,8 @@ def _row(item: _Accepted, frame: int, slice_index: int | None, modality: str, sa
         "image_id": pseudonymize(f"{header.sop_uid or item.path}#{frame}", salt, "image"),
         "modality": modality,
         "dicom_modality": header.modality or None,
-        "view": "AXIAL" if modality == "ct" else (header.view_position or None),
-        "laterality": header.laterality or None,
+        "view": "AXIAL" if modality == "ct" else (record.get("view") or header.view_position or None),
+        "laterality": record.get("laterality") or header.laterality or None,
         "race": record["race"],
         "sex": record.get("sex"),
         "age": record.get("age"),
@@ -189,7 +222,9 @@ def _order_ct(items: list[_Accepted], state: _ShardState) -> list[tuple[_Accepte
         try:
             order = order_ct_slices([item.header for item in series])
         except DicomReadError as error:
-            state.quarantine.extend((item.path, f"CT series not ordered: {error.reason}") for item in series)
+            state.quarantine.extend(
+                (item.path, f"CT series not ordered: {error.reason}", "") for item in series
+            )
             continue
         for position, index in enumerate(order):
             ordered.append((series[index], [position]))
@@ -207,15 +242,18 @@ def ingest_shard(
 ) -> ShardResult:
     """Decode, join, filter and preprocess the files of one shard."""
     studies = _study_lookup(adapter)
+    files = _file_lookup(adapter)
     state = _ShardState()
     for path in tqdm(paths, desc=description, unit="file", disable=not progress, file=sys.stderr, mininterval=2):
         try:
-            state.accepted.append(_decode_and_check(path, adapter, modality, studies, preprocess))
-        except (DicomReadError, Rejected) as error:
-            state.quarantine.append((path, error.reason))
+            state.accepted.append(_decode_and_check(path, adapter, modality, studies, files, preprocess, salt))
+        except Rejected as error:
+            state.quarantine.append((path, error.reason, error.patient_id))
+        except DicomReadError as error:
+            state.quarantine.append((path, error.reason, ""))
         except Exception as error:  # noqa: BLE001 - one bad file must never stop a dataset
             log.exception("unexpected error on %s", path)
-            state.quarantine.append((path, f"unexpected error: {type(error).__name__}: {error}"[:300]))
+            state.quarantine.append((path, f"unexpected error: {type(error).__name__}: {error}"[:300], ""))
 
     if modality == "ct":
         placed = _order_ct(state.accepted, state)
@@ -251,8 +289,9 @@ def gather_shards(
     manifest_path: Path,
     quarantine_path: Path,
     cache_path: Path,
+    summary_path: Path | None = None,
 ) -> pd.DataFrame:
-    """Concatenate shards into the manifest, quarantine and cache; return the manifest.
+    """Concatenate shards into the manifest, quarantine, cache and summary; return the manifest.
 
     ``shards`` lists (rows.parquet, quarantine.csv, images.npy) per shard.
     """
@@ -291,7 +330,30 @@ def gather_shards(
 
     manifest.to_parquet(manifest_path, index=False)
     quarantine.sort_values("path").to_csv(quarantine_path, index=False)
+    if summary_path is not None:
+        summarize(files, manifest, quarantine).to_csv(summary_path, index=False)
     return manifest
+
+
+def summarize(files: pd.DataFrame, manifest: pd.DataFrame, quarantine: pd.DataFrame) -> pd.DataFrame:
+    """The dataset's ingestion summary, one row per count, like the paper's Table 1.
+
+    Columns: ``group`` (files, quarantine, kept, race, sex, split), ``value``, ``patients``
+    (distinct pseudonymous patients; for quarantine rows, those whose file could be joined to
+    a patient) and ``count`` (files for the files and quarantine groups, images otherwise).
+    """
+    rows = [{"group": "files", "value": "found", "patients": None, "count": len(files)}]
+    for reason, group in quarantine.groupby("reason", sort=True):
+        known = group["patient_id"].replace("", np.nan).dropna()
+        rows.append({"group": "quarantine", "value": reason, "patients": known.nunique(), "count": len(group)})
+    rows.append({"group": "kept", "value": "all", "patients": manifest["patient_id"].nunique(), "count": len(manifest)})
+    for column in ("race", "sex", "split"):
+        for value, group in manifest.groupby(column, sort=True, dropna=False):
+            value = "missing" if pd.isna(value) else value
+            rows.append({"group": column, "value": value, "patients": group["patient_id"].nunique(), "count": len(group)})
+    summary = pd.DataFrame(rows, columns=["group", "value", "patients", "count"])
+    summary["patients"] = summary["patients"].astype("Int64")
+    return summary
 
 
 def check_accounting(found: pd.Series, ingested: pd.Series, quarantined: pd.Series) -> None:

@@ -106,6 +106,7 @@ def all_targets():
             f"results/{name}/manifest.parquet",
             f"results/{name}/quarantine.csv",
             f"results/{name}/cache/images.npy",
+            f"results/{name}/summary.csv",
         ]
     if COORDINATES:
         targets += ["results/tables/race_detection.csv", "results/tables/race_detection.md"]

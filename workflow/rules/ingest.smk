@@ -52,6 +52,7 @@ rule gather_dataset:
         manifest="results/{dataset}/manifest.parquet",
         quarantine="results/{dataset}/quarantine.csv",
         cache="results/{dataset}/cache/images.npy",
+        summary="results/{dataset}/summary.csv",
     params:
         split=dataset_split,
         manifest_schema=f"{workflow.basedir}/workflow/schemas/manifest.schema.yaml",

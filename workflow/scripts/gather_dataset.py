@@ -15,5 +15,6 @@ with job_logging(snakemake.log[0]) as log:
         snakemake.output.manifest,
         snakemake.output.quarantine,
         snakemake.output.cache,
+        snakemake.output.summary,
     )
     log.info("manifest: %d images of %d patients", len(manifest), manifest["patient_id"].nunique())
