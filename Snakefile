@@ -6,7 +6,12 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config.yaml"
+# The embedded default, unless --configfile names another matrix: Snakemake would otherwise
+# merge the two, and a run on configs/paper.yaml would carry the synthetic datasets along.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config.yaml"
+
 
 
 include: "workflow/rules/common.smk"

@@ -88,3 +88,16 @@ def test_snakefile_rejects_a_bad_config_naming_the_key(tmp_path, default_config)
     )
     assert result.returncode != 0
     assert "datasets.synth-cxr-a.shards: 'two' is not of type 'integer'" in result.stdout + result.stderr
+
+
+def test_experiments_name_known_datasets_perturbations_and_trainable_splits(default_config):
+    config = copy.deepcopy(default_config)
+    config["experiments"] = [{"train": ["synth-cxr-z"]}]
+    assert "experiments.0.train: 'synth-cxr-z' is not a dataset of this config" in _error(config)
+    config = copy.deepcopy(default_config)
+    config["experiments"] = [{"train": ["synth-ct"], "perturbations": ["lpf-d0"]}]
+    assert "experiments.0.perturbations: invalid perturbation id 'lpf-d0'" in _error(config)
+    config = copy.deepcopy(default_config)
+    config["datasets"]["synth-ct"]["split"] = {"train": 0, "validation": 0, "test": 1}
+    config["experiments"] = [{"train": ["synth-ct"]}]
+    assert "has no train or validation split" in _error(config)

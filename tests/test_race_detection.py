@@ -108,3 +108,12 @@ def test_markdown_has_the_paper_sections():
     assert "## Race detection in other modalities: binary (Black or White)" in text
     assert "1.000 (study; 1.000-1.000)" in text and "(slice; " in text
     assert "| cxr-a resnet18 (seed 0) | cxr-a | lpf-d8 | image |" in text
+
+
+def test_a_group_keeps_datasets_of_one_modality_apart():
+    config = {"datasets": {
+        "hand": {"modality": "xr", "group": "hand"}, "spine": {"modality": "xr", "group": "cspine"},
+        "hand-2": {"modality": "xr", "group": "hand"},
+    }}
+    assert evaluation_datasets(config, "hand") == ["hand", "hand-2"]
+    assert evaluation_datasets(config, "spine") == ["spine"]

@@ -122,6 +122,13 @@ def _check_semantics(config: dict[str, Any]) -> None:
         for name in block["train"]:
             if name not in config["datasets"]:
                 problems.append(f"experiments.{number}.train: {name!r} is not a dataset of this config")
+                continue
+            split = config["datasets"][name]["split"]
+            if split["train"] == 0 or split["validation"] == 0:
+                problems.append(
+                    f"experiments.{number}.train: {name!r} has no train or validation split "
+                    "(a test-only dataset is tested on, not trained on)"
+                )
         for pid in block["perturbations"]:
             try:
                 parse_perturbation(pid)

@@ -56,9 +56,12 @@ def expand_experiments(config: dict[str, Any]) -> list[Coordinate]:
 
 def evaluation_datasets(config: dict[str, Any], train: str) -> list[str]:
     """The datasets a model trained on ``train`` is tested on: itself first, then every other
-    dataset of the same modality, in config order."""
-    modality = config["datasets"][train]["modality"]
-    others = [name for name, d in config["datasets"].items() if d["modality"] == modality and name != train]
+    dataset of its group (the modality unless the dataset names a ``group``), in config order."""
+    def group(name: str) -> str:
+        dataset = config["datasets"][name]
+        return dataset.get("group") or dataset["modality"]
+
+    others = [name for name in config["datasets"] if name != train and group(name) == group(train)]
     return [train, *others]
 
 

@@ -7,8 +7,10 @@ nothing of any particular dataset. Each adapter gives:
   while the Snakefile is parsed);
 - a study table: one row per (patient_key, study_key) with self-reported race, ethnicity,
   sex, age and whatever else the dataset records (BMI, finding labels, breast density), in
-  the column names of :data:`STUDY_TABLE_COLUMNS`;
-- how a decoded file maps to its (patient_key, study_key).
+  the column names of :data:`STUDY_TABLE_COLUMNS`, and optionally an ``exclusion`` column
+  (a quarantine reason, such as conflicting race records) that overrides the race rules;
+- optionally a file table: what the tables know of each file (keys, view, an exclusion);
+- how a decoded file maps to its (patient_key, study_key) when the file table does not say.
 """
 
 from __future__ import annotations
@@ -75,6 +77,12 @@ class DatasetAdapter(ABC):
     def study_table(self) -> pd.DataFrame:
         """One row per (patient_key, study_key), with at least STUDY_TABLE_COLUMNS."""
 
+    def file_table(self) -> pd.DataFrame | None:
+        """Per-file facts the dataset's tables know, indexed by the relative path: any of
+        ``patient_key``, ``study_key``, ``view``, ``laterality`` and ``exclusion`` (a quarantine
+        reason, e.g. "excluded: lateral view"). None when the files' headers say it all."""
+        return None
+
     def record_key(self, header: DicomHeader, path: str) -> tuple[str, str]:
         """The (patient_key, study_key) of a decoded file: DICOM PatientID and StudyInstanceUID."""
         return header.patient_id, header.study_uid
@@ -107,9 +115,25 @@ def read_table(path: Path, required: tuple[str, ...], **kwargs: Any) -> pd.DataF
 
 def make_adapter(name: str, root: str | Path, options: dict[str, Any]) -> DatasetAdapter:
     """The adapter called ``name`` on the dataset at ``root``."""
+    from readrace.adapters.chexpert import CheXpertAdapter
+    from readrace.adapters.embed import EmbedAdapter
+    from readrace.adapters.generic import GenericAdapter
+    from readrace.adapters.hand_atlas import HandAtlasAdapter
+    from readrace.adapters.mimic import MimicCxrAdapter
+    from readrace.adapters.nlst import NlstAdapter
+    from readrace.adapters.rspect import RspectAdapter
     from readrace.adapters.synthetic import SyntheticAdapter
 
-    registry: dict[str, type[DatasetAdapter]] = {"synthetic": SyntheticAdapter}
+    registry: dict[str, type[DatasetAdapter]] = {
+        "synthetic": SyntheticAdapter,
+        "generic": GenericAdapter,
+        "chexpert": CheXpertAdapter,
+        "mimic_cxr": MimicCxrAdapter,
+        "hand_atlas": HandAtlasAdapter,
+        "embed": EmbedAdapter,
+        "rspect": RspectAdapter,
+        "nlst": NlstAdapter,
+    }
     if name not in registry:
         raise DatasetError(f"unknown adapter {name!r}; known: {', '.join(sorted(registry))}")
     return registry[name](root, options)

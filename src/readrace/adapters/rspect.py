@@ -1,0 +1,91 @@
+"""RSNA-STR Pulmonary Embolism CT (RSPECT): a DICOM tree, train.csv, and a demographics table.
+
+The public release has no race. Root holds ``train.csv`` (StudyInstanceUID,
+SeriesInstanceUID, SOPInstanceUID, ...) and the images at
+{images}/StudyInstanceUID/SeriesInstanceUID/SOPInstanceUID.dcm (option ``images``, default
+"train"). Race comes from a table the user supplies (option ``demographics``, required: a
+CSV with StudyInstanceUID and race, optionally ethnicity, sex, age and patient), keyed by
+StudyInstanceUID. The patient key is the StudyInstanceUID unless the table has a
+``patient`` column (then a patient whose studies name two races is excluded). A study
+listed in train.csv but absent from the demographics table is quarantined by ingestion as
+having no demographics record.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from readrace.adapters import DatasetAdapter, DatasetError, read_table
+from readrace.adapters.generic import first_duplicate, listed_and_found
+from readrace.adapters.racemap import map_demographics, patient_race
+
+_UIDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
+
+
+class RspectAdapter(DatasetAdapter):
+    """RSPECT CT studies with a user-supplied race table keyed by StudyInstanceUID."""
+
+    name = "rspect"
+
+    def _images(self) -> pd.DataFrame:
+        table = read_table(self.root / "train.csv", _UIDS, dtype=dict.fromkeys(_UIDS, str))
+        folder = self.options.get("images", "train").strip("/")
+        table["path"] = (
+            f"{folder}/" + table["StudyInstanceUID"] + "/" + table["SeriesInstanceUID"] + "/"
+            + table["SOPInstanceUID"] + ".dcm"
+        )
+        return table
+
+    def _demographics(self) -> pd.DataFrame:
+        option = self.options.get("demographics")
+        if not option:
+            raise DatasetError(
+                f"{self.name}: the option 'demographics' (a CSV with StudyInstanceUID and race) is required"
+            )
+        path = Path(option) if Path(option).is_absolute() else self.root / option
+        table = read_table(path, ("StudyInstanceUID", "race"), dtype={"StudyInstanceUID": str, "patient": str})
+        twice = first_duplicate(table["StudyInstanceUID"])
+        if twice:
+            raise DatasetError(f"table {path}: StudyInstanceUID {twice} appears twice")
+        return table
+
+    def _patients(self) -> pd.Series:
+        """StudyInstanceUID -> patient key."""
+        table = self._demographics()
+        patients = table["patient"] if "patient" in table else table["StudyInstanceUID"]
+        return pd.Series(patients.fillna(table["StudyInstanceUID"]).to_numpy(), index=table["StudyInstanceUID"])
+
+    def list_files(self) -> list[str]:
+        return listed_and_found(self.root, self._images()["path"], self.root / "train.csv")
+
+    def study_table(self) -> pd.DataFrame:
+        table = self._demographics()
+        mapped = map_demographics(
+            table["race"], table.get("ethnicity"), table["sex"] if "sex" in table else None
+        )
+        patients = self._patients().to_numpy()
+        races = patient_race(pd.Series(patients), mapped["race"], mapped["ethnicity"])
+        age = pd.to_numeric(table["age"], errors="coerce") if "age" in table else np.nan
+        studies = pd.DataFrame(
+            {
+                "patient_key": patients,
+                "study_key": table["StudyInstanceUID"].to_numpy(),
+                "sex": mapped["sex"].to_numpy() if "sex" in mapped else np.nan,
+                "age": np.asarray(age, dtype=float) if "age" in table else np.nan,
+            }
+        )
+        studies = studies.join(races, on="patient_key")
+        return studies[["patient_key", "study_key", "race", "ethnicity", "sex", "age", "exclusion"]]
+
+    def file_table(self) -> pd.DataFrame:
+        images = self._images()
+        patients = self._patients()
+        study = images["StudyInstanceUID"]
+        table = pd.DataFrame(
+            {"patient_key": study.map(patients).fillna(study).to_numpy(), "study_key": study.to_numpy()},
+            index=pd.Index(images["path"], name="path"),
+        )
+        return table
