@@ -232,6 +232,9 @@ def test_summary_counts_agree_with_manifest_and_quarantine(run):
     assert by.loc[("files", "found"), "count"] == len(manifest["path"].unique()) + len(quarantine)
     assert by.loc[("kept", "all"), "count"] == len(manifest)
     assert by.loc[("kept", "all"), "patients"] == manifest["patient_id"].nunique()
+    excluded_patients = set(quarantine["patient_id"].dropna()) - set(manifest["patient_id"])
+    assert len(excluded_patients) > 0
+    assert by.loc[("files", "found"), "patients"] == manifest["patient_id"].nunique() + len(excluded_patients)
     for race, count in manifest["race"].value_counts().items():
         assert by.loc[("race", race), "count"] == count
     excluded = summary[summary["value"].str.startswith("excluded: ")]

@@ -339,10 +339,15 @@ def summarize(files: pd.DataFrame, manifest: pd.DataFrame, quarantine: pd.DataFr
     """The dataset's ingestion summary, one row per count, like the paper's Table 1.
 
     Columns: ``group`` (files, quarantine, kept, race, sex, split), ``value``, ``patients``
-    (distinct pseudonymous patients; for quarantine rows, those whose file could be joined to
-    a patient) and ``count`` (files for the files and quarantine groups, images otherwise).
+    (distinct pseudonymous patients; for the files and quarantine rows, those whose files
+    could be joined to a patient) and ``count`` (files for the files and quarantine groups,
+    images otherwise).
     """
-    rows = [{"group": "files", "value": "found", "patients": None, "count": len(files)}]
+    # Patients found: those of the kept images and of every quarantined file that could be
+    # joined to a patient (an unreadable file names none).
+    joined = quarantine["patient_id"].replace("", np.nan).dropna()
+    found_patients = len(set(manifest["patient_id"]) | set(joined))
+    rows = [{"group": "files", "value": "found", "patients": found_patients, "count": len(files)}]
     for reason, group in quarantine.groupby("reason", sort=True):
         known = group["patient_id"].replace("", np.nan).dropna()
         rows.append({"group": "quarantine", "value": reason, "patients": known.nunique(), "count": len(group)})
