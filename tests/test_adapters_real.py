@@ -798,3 +798,12 @@ def test_config_schema_accepts_each_adapter_and_rejects_unknown_options():
             jsonschema.validate({"datasets": {"d": {"adapter": name, "modality": "cxr", "options": {}}}}, schema)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"datasets": {"d": {"adapter": "generic", "modality": "cxr", "options": {"root": "/d", "manifest": "m", "race_map": {"W": "Martian"}}}}}, schema)
+
+
+def test_chexpert_reads_the_official_xlsx_like_its_csv_export(chexpert_root):
+    # The demographics ship as "CHEXPERT DEMO.xlsx"; openpyxl is a dependency, so read it.
+    pd.read_csv(chexpert_root / "CHEXPERT DEMO.csv", dtype=str).to_excel(chexpert_root / "CHEXPERT DEMO.xlsx", index=False)
+    from_csv = make_adapter("chexpert", chexpert_root, {"demographics": "CHEXPERT DEMO.csv"}).study_table()
+    from_xlsx = make_adapter("chexpert", chexpert_root, {}).study_table()
+    assert len(from_xlsx) > 0
+    pd.testing.assert_frame_equal(from_xlsx.reset_index(drop=True), from_csv.reset_index(drop=True))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -99,12 +100,15 @@ def scan_tree(root: Path) -> list[str]:
     return sorted(found)
 
 
-def read_table(path: Path, required: tuple[str, ...], **kwargs: Any) -> pd.DataFrame:
-    """Read a CSV table, failing with the file's name and the missing columns."""
+def read_table(
+    path: Path, required: tuple[str, ...], reader: Callable[..., pd.DataFrame] = pd.read_csv, **kwargs: Any
+) -> pd.DataFrame:
+    """Read a table (CSV by default, or with ``reader``: pd.read_excel), failing with the
+    file's name and the missing columns."""
     if not path.is_file():
         raise DatasetError(f"missing table {path}")
     try:
-        table = pd.read_csv(path, **kwargs)
+        table = reader(path, **kwargs)
     except Exception as error:  # any parser failure is reported against the file
         raise DatasetError(f"cannot read table {path}: {error}") from error
     missing = [column for column in required if column not in table]

@@ -35,8 +35,6 @@ def read_sheet(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
     """An .xlsx sheet (pandas + openpyxl) or a CSV export of it, with its required columns."""
     if path.suffix.lower() not in (".xlsx", ".xls"):
         return read_table(path, required, dtype=str)
-    if not path.is_file():
-        raise DatasetError(f"missing table {path}")
     try:
         import openpyxl  # noqa: F401  - only to give a clear message when it is absent
     except ImportError:
@@ -44,14 +42,7 @@ def read_sheet(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
             f"cannot read {path}: reading .xlsx needs the openpyxl package; install it or export "
             "the sheet to CSV and point the 'demographics' option at the CSV"
         ) from None
-    try:
-        table = pd.read_excel(path, dtype=str)
-    except Exception as error:  # any parser failure is reported against the file
-        raise DatasetError(f"cannot read table {path}: {error}") from error
-    missing = [column for column in required if column not in table]
-    if missing:
-        raise DatasetError(f"table {path} lacks column(s) {', '.join(missing)}")
-    return table
+    return read_table(path, required, reader=pd.read_excel, dtype=str)
 
 
 class CheXpertAdapter(DatasetAdapter):
