@@ -44,6 +44,15 @@ class DatasetAdapter(ABC):
         if not self.root.is_dir():
             raise DatasetError(f"{self.name}: dataset root {self.root} is not a folder")
 
+    def option_path(self, option: str, default: str | None = None, what: str = "a file") -> Path:
+        """The file an option names, relative to the root unless absolute; an option with no
+        default that is not set is a DatasetError saying ``what`` it should name."""
+        value = self.options.get(option, default)
+        if not value:
+            raise DatasetError(f"{self.name}: the option '{option}' ({what}) is required")
+        path = Path(value)
+        return path if path.is_absolute() else self.root / path
+
     def files(self) -> list[str]:
         """The dataset's input files relative to the root: the ``file_list`` option when set
         (a text file, one path per line, relative to the root or absolute under it),

@@ -76,8 +76,7 @@ class CheXpertAdapter(DatasetAdapter):
         return images
 
     def _demographics_path(self) -> Path:
-        path = Path(self.options.get("demographics", "CHEXPERT DEMO.xlsx"))
-        return path if path.is_absolute() else self.root / path
+        return self.option_path("demographics", "CHEXPERT DEMO.xlsx")
 
     def list_files(self) -> list[str]:
         return listed_and_found(self.root, self._images()["path"], "train.csv/valid.csv")

@@ -38,8 +38,7 @@ class EmbedAdapter(DatasetAdapter):
     name = "embed"
 
     def _path(self, option: str, default: str) -> Path:
-        path = Path(self.options.get(option, default))
-        return path if path.is_absolute() else self.root / path
+        return self.option_path(option, default)
 
     def _metadata(self) -> pd.DataFrame:
         path = self._path("metadata", _METADATA_DEFAULT)

@@ -77,11 +77,7 @@ class GenericAdapter(DatasetAdapter):
         self.race_map = check_overrides(options.get("race_map"), f"{self.name} dataset {self.root}")
 
     def _manifest_path(self) -> Path:
-        manifest = self.options.get("manifest")
-        if not manifest:
-            raise DatasetError(f"{self.name}: the option 'manifest' (a CSV file) is required")
-        path = Path(manifest)
-        return path if path.is_absolute() else self.root / path
+        return self.option_path("manifest", what="a CSV file")
 
     def _table(self) -> pd.DataFrame:
         path = self._manifest_path()

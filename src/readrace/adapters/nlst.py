@@ -46,11 +46,7 @@ class NlstAdapter(DatasetAdapter):
     name = "nlst"
 
     def _participants_path(self) -> Path:
-        option = self.options.get("participants")
-        if not option:
-            raise DatasetError(f"{self.name}: the option 'participants' (the NLST participant CSV) is required")
-        path = Path(option)
-        return path if path.is_absolute() else self.root / path
+        return self.option_path("participants", what="the NLST participant CSV")
 
     def list_files(self) -> list[str]:
         table = self._participants_path()

@@ -13,7 +13,6 @@ having no demographics record.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -40,12 +39,7 @@ class RspectAdapter(DatasetAdapter):
         return table
 
     def _demographics(self) -> pd.DataFrame:
-        option = self.options.get("demographics")
-        if not option:
-            raise DatasetError(
-                f"{self.name}: the option 'demographics' (a CSV with StudyInstanceUID and race) is required"
-            )
-        path = Path(option) if Path(option).is_absolute() else self.root / option
+        path = self.option_path("demographics", what="a CSV with StudyInstanceUID and race")
         table = read_table(path, ("StudyInstanceUID", "race"), dtype={"StudyInstanceUID": str, "patient": str})
         twice = first_duplicate(table["StudyInstanceUID"])
         if twice:
