@@ -21,8 +21,38 @@ wildcard_constraints:
     shard=r"\d+",
 
 
-def dataset_config(wildcards):
-    return DATASETS[wildcards.dataset]
+def per_attempt(base):
+    """A resource that grows with each retry (--retries): base, 2 x base, 3 x base, ...
+
+    A job killed by SLURM for its time or memory limit then comes back with more of both.
+    """
+
+    def resource(wildcards, attempt):
+        return base * attempt
+
+    return resource
+
+
+#: Settings of the training block that say how a job runs, not what it computes: they are
+#: kept out of the params, so that changing them reruns nothing.
+EXECUTION_ONLY = ("threads", "gpus")
+
+
+def training_params(wildcards):
+    return {k: v for k, v in config["training"].items() if k not in EXECUTION_ONLY}
+
+
+def _dataset_keys(*keys):
+    def params(wildcards):
+        return {k: DATASETS[wildcards.dataset][k] for k in keys}
+
+    return params
+
+
+# The part of a dataset's config each ingestion stage reads, so that a change reruns only the
+# stages that read it (split fractions, for one, rerun gather and not the decoding).
+listing_options = _dataset_keys("adapter", "modality", "shards", "options")
+ingest_options = _dataset_keys("adapter", "modality", "preprocess", "options")
 
 
 def cohort_options(wildcards):
@@ -100,7 +130,7 @@ def filter_sample_ids(wildcards):
 
 
 def all_targets():
-    targets = []
+    targets = ["results/config.yaml"]
     for name in DATASETS:
         targets += [
             f"results/{name}/manifest.parquet",

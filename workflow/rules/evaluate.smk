@@ -16,10 +16,11 @@ rule predict:
         "logs/predict/{train}/{arch}/{perturbation}/seed{seed}/{test}.log",
     threads: config["training"]["threads"]
     resources:
-        mem_mb=8000,
-        runtime=60,
+        mem_mb=per_attempt(8000),
+        runtime=per_attempt(60),
+        gpu=config["training"]["gpus"],
     conda:
-        "../../envs/readrace.yaml"
+        "../../envs/gpu.yaml"
     script:
         "../scripts/predict.py"
 
@@ -35,10 +36,10 @@ rule score:
     log:
         "logs/score/{train}/{arch}/{perturbation}/seed{seed}/{test}.log",
     resources:
-        mem_mb=4000,
-        runtime=30,
+        mem_mb=per_attempt(4000),
+        runtime=per_attempt(30),
     conda:
-        "../../envs/readrace.yaml"
+        "../../envs/cpu.yaml"
     script:
         "../scripts/score.py"
 
@@ -57,7 +58,8 @@ rule race_detection_table:
         modalities={name: dataset["modality"] for name, dataset in DATASETS.items()},
     log:
         "logs/race_detection_table.log",
+    localrule: True
     conda:
-        "../../envs/readrace.yaml"
+        "../../envs/cpu.yaml"
     script:
         "../scripts/race_detection_table.py"

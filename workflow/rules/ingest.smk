@@ -7,15 +7,15 @@ rule list_files:
     output:
         "results/{dataset}/ingest/files.csv",
     params:
-        dataset=dataset_config,
+        dataset=listing_options,
         root=dataset_root,
     log:
         "logs/list_files/{dataset}.log",
     resources:
-        mem_mb=2000,
-        runtime=30,
+        mem_mb=per_attempt(2000),
+        runtime=per_attempt(30),
     conda:
-        "../../envs/readrace.yaml"
+        "../../envs/cpu.yaml"
     script:
         "../scripts/list_files.py"
 
@@ -29,17 +29,17 @@ rule ingest_shard:
         quarantine="results/{dataset}/ingest/shard-{shard}.quarantine.csv",
         images="results/{dataset}/ingest/shard-{shard}.npy",
     params:
-        dataset=dataset_config,
+        dataset=ingest_options,
         root=dataset_root,
         salt=config["pseudonym_salt"],
     log:
         "logs/ingest_shard/{dataset}/{shard}.log",
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=120,
+        mem_mb=per_attempt(4000),
+        runtime=per_attempt(120),
     conda:
-        "../../envs/readrace.yaml"
+        "../../envs/cpu.yaml"
     script:
         "../scripts/ingest_shard.py"
 
@@ -59,9 +59,9 @@ rule gather_dataset:
     log:
         "logs/gather_dataset/{dataset}.log",
     resources:
-        mem_mb=8000,
-        runtime=60,
+        mem_mb=per_attempt(8000),
+        runtime=per_attempt(60),
     conda:
-        "../../envs/readrace.yaml"
+        "../../envs/cpu.yaml"
     script:
         "../scripts/gather_dataset.py"

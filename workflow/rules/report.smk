@@ -1,4 +1,7 @@
-# Figures: the frequency-filter experiments (the paper's Figures 1 and 2).
+# Figures of the frequency-filter experiments (the paper's Figures 1 and 2), and the
+# configuration of the run, for `snakemake --report`.
+
+from readrace.provenance import redact
 
 
 rule filter_figures:
@@ -20,7 +23,22 @@ rule filter_figures:
         n_samples=3,
     log:
         "logs/filter_figures.log",
+    localrule: True
     conda:
-        "../../envs/readrace.yaml"
+        "../../envs/cpu.yaml"
     script:
         "../scripts/filter_figures.py"
+
+
+rule workflow_config:
+    output:
+        report("results/config.yaml", caption="../report/config.rst", category="Configuration"),
+    params:
+        config=redact(config),
+    log:
+        "logs/workflow_config.log",
+    localrule: True
+    conda:
+        "../../envs/cpu.yaml"
+    script:
+        "../scripts/workflow_config.py"

@@ -9,9 +9,9 @@ rule synthesize_cohort:
     log:
         "logs/synthesize_cohort/{dataset}.log",
     resources:
-        mem_mb=2000,
-        runtime=60,
+        mem_mb=per_attempt(2000),
+        runtime=per_attempt(60),
     conda:
-        "../../envs/readrace.yaml"
+        "../../envs/cpu.yaml"
     script:
         "../scripts/synthesize_cohort.py"

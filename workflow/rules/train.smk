@@ -11,15 +11,16 @@ rule train_model:
         model="results/models/{train}/{arch}/{perturbation}/seed{seed}/model.pt",
         log_csv="results/models/{train}/{arch}/{perturbation}/seed{seed}/train_log.csv",
     params:
-        training=config["training"],
+        training=training_params,
         modality=train_modality,
     log:
         "logs/train_model/{train}/{arch}/{perturbation}/seed{seed}.log",
     threads: config["training"]["threads"]
     resources:
-        mem_mb=8000,
-        runtime=240,
+        mem_mb=per_attempt(16000),
+        runtime=per_attempt(240),
+        gpu=config["training"]["gpus"],
     conda:
-        "../../envs/readrace.yaml"
+        "../../envs/gpu.yaml"
     script:
         "../scripts/train_model.py"
