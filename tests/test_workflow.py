@@ -7,6 +7,8 @@ splits, the cache, CT slice order, and an idempotent rerun.
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 import subprocess
 import sys
@@ -177,6 +179,78 @@ def test_second_run_has_nothing_to_do(run):
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
+def planned_jobs(workdir: Path, config: dict) -> set[tuple[str, str]]:
+    """The jobs a dry run under ``config`` would run, as (rule, first output) pairs."""
+    path = workdir / "changed.yaml"
+    path.write_text(yaml.safe_dump(config))
+    command = [
+        sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
+        "--directory", str(workdir), "--configfile", str(path), "--cores", "2", "-n",
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-4000:]
+    text = result.stdout + result.stderr
+    jobs = set()
+    for block in re.split(r"^(?=(?:local)?rule \w+:$)", text, flags=re.M)[1:]:
+        rule = re.match(r"(?:local)?rule (\w+):", block)[1]
+        output = re.search(r"^    output: ([^,\n]+)", block, flags=re.M)
+        jobs.add((rule, output[1] if output else ""))
+    return jobs
+
+
+def _tiny_copy() -> dict:
+    return yaml.safe_load(yaml.safe_dump(TINY))
+
+
+MODELS = ["cxr-a/resnet18/none/seed0", "cxr-null/resnet18/none/seed0", "cxr-a/resnet18/lpf-d2/seed0"]
+CXR = ["cxr-a", "cxr-null", "cxr-b"]
+# Every change of the config is recorded in results/config.yaml; the target rule always runs.
+ALWAYS = {("workflow_config", "results/config.yaml"), ("all", "")}
+TABLES = {
+    ("race_detection_table", "results/tables/race_detection.csv"),
+    ("filter_figures", "results/figures/filter_auc.png"),
+}
+
+
+def test_changing_one_perturbation_parameter_reruns_exactly_its_models(run):
+    config = _tiny_copy()
+    config["experiments"][1]["perturbations"] = ["lpf-d4"]
+    model = "cxr-a/resnet18/lpf-d4/seed0"
+    expected = ALWAYS | TABLES | {("train_model", f"results/models/{model}/model.pt")}
+    expected |= {("predict", f"results/predictions/{model}/{test}.parquet") for test in CXR}
+    expected |= {("score", f"results/scores/{model}/{test}.csv") for test in CXR}
+    assert planned_jobs(run, config) == expected
+
+
+def test_changing_one_dataset_option_reruns_exactly_that_dataset_and_its_evaluations(run):
+    config = _tiny_copy()
+    config["datasets"]["cxr-b"]["options"]["seed"] = 60
+    expected = ALWAYS | TABLES | {
+        ("synthesize_cohort", "data/synthetic/cxr-b"),
+        ("list_files", "results/cxr-b/ingest/files.csv"),
+        ("ingest_shard", "results/cxr-b/ingest/shard-0.parquet"),
+        ("gather_dataset", "results/cxr-b/manifest.parquet"),
+    }
+    # cxr-b trains no model: only the predictions of every model on it are redone.
+    expected |= {("predict", f"results/predictions/{model}/cxr-b.parquet") for model in MODELS}
+    expected |= {("score", f"results/scores/{model}/cxr-b.csv") for model in MODELS}
+    assert planned_jobs(run, config) == expected
+
+
+def test_changing_a_split_fraction_regathers_without_decoding_again(run):
+    config = _tiny_copy()
+    config["datasets"]["cxr-b"]["split"] = {"train": 0.2, "validation": 0.2, "test": 0.6}
+    jobs = planned_jobs(run, config)
+    assert ("gather_dataset", "results/cxr-b/manifest.parquet") in jobs
+    assert not {rule for rule, _ in jobs} & {"synthesize_cohort", "list_files", "ingest_shard", "train_model"}
+
+
+def test_threads_and_gpus_rerun_nothing_but_the_config_record(run):
+    config = _tiny_copy()
+    config["training"].update(threads=2, gpus=0)
+    assert planned_jobs(run, config) == ALWAYS
+
+
 def _internal(table: pd.DataFrame, dataset: str, perturbation: str = "none") -> pd.Series:
     rows = table[(table["train_dataset"] == dataset) & (table["test_dataset"] == dataset)
                  & (table["perturbation"] == perturbation) & (table["class"] == "macro")]
@@ -240,3 +314,29 @@ def test_summary_counts_agree_with_manifest_and_quarantine(run):
     excluded = summary[summary["value"].str.startswith("excluded: ")]
     assert len(excluded) > 0 and (excluded["patients"] > 0).all()  # excluded patients are counted
     assert summary.loc[summary["group"] == "quarantine", "count"].sum() == len(quarantine)
+
+
+def test_report_is_self_contained_with_tables_figures_captions_and_the_config(run):
+    result = snakemake(run, "--report", "results/report.html")
+    assert result.returncode == 0, result.stderr[-4000:]
+    html = (run / "results/report.html").read_text()
+    assert not re.search(r"""<(script|img|link)[^>]+(src|href)=["']https?://""", html)  # nothing fetched
+    start = html.index("var results = {") + len("var results = ")
+    items, _ = json.JSONDecoder().raw_decode(html[start:])
+    assert set(items) == {
+        "results/config.yaml", "results/tables/race_detection.csv",
+        "results/figures/filter_auc.png", "results/figures/filter_samples.png",
+    }
+    payloads = {}
+    for path, item in items.items():
+        header, data = item["data_uri"].split("base64,", 1)
+        payloads[path] = base64.b64decode(data)
+        assert payloads[path] == (run / path).read_bytes(), path
+        caption = (REPO / "workflow/report" / f"{Path(path).stem}.rst").read_text().split()[:4]
+        assert " ".join(caption) in " ".join(item["caption"].split()), path
+    config = yaml.safe_load(payloads["results/config.yaml"])
+    assert config["experiments"][1]["perturbations"] == ["lpf-d2"]
+    assert config["training"]["epochs"] == TINY["training"]["epochs"]
+    assert config["pseudonym_salt"] == "<redacted>"
+    assert TINY["pseudonym_salt"] not in html
+    assert not any(TINY["pseudonym_salt"].encode() in payload for payload in payloads.values())
