@@ -254,6 +254,18 @@ def test_fit_on_a_finished_run_trains_no_more(data, uninterrupted):
     pd.testing.assert_frame_equal(again.log, first.log)
 
 
+def test_a_finished_run_restores_the_outputs_snakemake_deleted(data, uninterrupted, tmp_path):
+    """A forced rerun or a retry finds checkpoint.pt finished and model.pt, train_log.csv gone."""
+    images, labels = data
+    _, reference = uninterrupted
+    (tmp_path / CHECKPOINT_FILE).write_bytes((reference / CHECKPOINT_FILE).read_bytes())
+    result = fit(images, labels, TRAIN, VAL, CONFIG, tmp_path, perturbation=faint_noise, progress=False)
+    assert result.finished and result.epochs_completed == 2
+    _assert_same_tensors(torch.load(tmp_path / MODEL_FILE)["state_dict"],
+                         torch.load(reference / MODEL_FILE)["state_dict"])
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / LOG_FILE), pd.read_csv(reference / LOG_FILE))
+
+
 def test_no_signal_when_labels_are_shuffled_and_early_stopping(data, tmp_path):
     images, labels = data
     shuffled = np.random.default_rng(1).permutation(labels)

@@ -406,6 +406,13 @@ def fit(images: np.ndarray, labels: Sequence[int] | np.ndarray,
         checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=False, mmap=True)
         _check_resumable(checkpoint, config, fingerprint, checkpoint_path)
         if checkpoint["finished"]:
+            # Snakemake deletes a job's outputs before it runs the job again (a forced rerun,
+            # a retry after a kill between the last checkpoint and model.pt): restore them.
+            if not (out_dir / MODEL_FILE).exists():
+                _save_model(out_dir, checkpoint["best_model"], config, checkpoint["best_epoch"],
+                            checkpoint["best_val_auc"])
+            if not (out_dir / LOG_FILE).exists():
+                _write_log(out_dir, checkpoint["log"])
             return _result(checkpoint, config, device, out_dir)
 
     # Build everything as a fresh run would, then overwrite it with the checkpoint's state.
