@@ -90,6 +90,38 @@ def test_snakefile_rejects_a_bad_config_naming_the_key(tmp_path, default_config)
     assert "datasets.synth-cxr-a.shards: 'two' is not of type 'integer'" in result.stdout + result.stderr
 
 
+@pytest.mark.parametrize(
+    ("pid", "reason"),
+    [
+        ("sharpen-2", "unknown perturbation"),
+        ("patch-4", "mask-based perturbations (patch, occlude, lung, nonlung) are not available yet"),
+        ("lpf-d010", "D must be a positive integer without leading zeros, got '010'"),
+        ("bpf-d50-10", "D1 must be smaller than D2, got 50 and 10"),
+    ],
+)
+def test_bad_perturbation_ids_are_named_with_the_reason(default_config, pid, reason):
+    default_config["experiments"] = [{"train": ["synth-ct"], "perturbations": ["none", pid]}]
+    assert f"experiments.0.perturbations: invalid perturbation id {pid!r}: {reason}. Known forms: none, lpf-d{{D}}" in _error(
+        default_config
+    )
+
+
+def test_validation_does_not_import_torch():
+    """The Snakefile validates the config at every parse, dry runs included: importing torch
+    there (about 3 s) would be paid by every `snakemake -n`, so the ids are checked without it."""
+    code = "\n".join([
+        "import sys, yaml",
+        "from readrace.config import validate_config",
+        "from readrace.experiments import expand_experiments",
+        f"config = validate_config(yaml.safe_load(open({str(REPO / 'configs' / 'paper.yaml')!r})), {str(CONFIG_SCHEMA)!r})",
+        "print(len(expand_experiments(config)), 'readrace.perturbation_ids' in sys.modules)",
+        "print(sorted(m for m in ('torch', 'torchvision', 'matplotlib', 'sklearn') if m in sys.modules))",
+    ])  # fmt: skip
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["186 True", "[]"]  # 186 models, ids checked, no torch
+
+
 def test_experiments_name_known_datasets_perturbations_and_trainable_splits(default_config):
     config = copy.deepcopy(default_config)
     config["experiments"] = [{"train": ["synth-cxr-z"]}]

@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from readrace.perturbation_ids import PerturbationId, parse_perturbation_id
 from readrace.perturbations import KNOWN_FORMS, Perturbation, parse_perturbation
 
 H = W = 64
@@ -266,3 +267,32 @@ def test_bad_ids_raise_value_error_naming_the_id(pid, reason):
     message = str(info.value)
     assert repr(pid) in message and reason in message
     assert "lpf-d{D}" in message  # lists the known forms
+    # Config validation checks ids with the torch-free parser: the same message.
+    with pytest.raises(ValueError) as info:
+        parse_perturbation_id(pid)
+    assert str(info.value) == message
+
+
+@pytest.mark.parametrize(
+    ("pid", "expected"),
+    [
+        ("none", PerturbationId("none", ())),
+        ("lpf-d10", PerturbationId("lpf", (10,))),
+        ("hpf-d100", PerturbationId("hpf", (100,))),
+        ("bpf-d10-50", PerturbationId("bpf", (10, 50))),
+        ("notch-d25-50", PerturbationId("notch", (25, 50))),
+        ("res-32", PerturbationId("res", (32,))),
+        ("noise-0.1", PerturbationId("noise", (0.1,))),
+        ("blur-2", PerturbationId("blur", (2.0,))),
+        ("boneclip-0.6", PerturbationId("boneclip", (0.6,))),
+    ],
+)
+def test_id_grammar_gives_name_and_parameters(pid, expected):
+    parsed = parse_perturbation_id(pid)
+    assert parsed == expected
+    assert all(type(a) is type(b) for a, b in zip(parsed.params, expected.params))  # ints stay ints
+
+
+def test_non_string_id_is_a_type_error():
+    with pytest.raises(TypeError, match="a perturbation id is a string, got int"):
+        parse_perturbation(10)

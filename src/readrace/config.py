@@ -16,7 +16,9 @@ import jsonschema
 import yaml
 from jsonschema import validators
 
-from readrace.perturbations import parse_perturbation
+# The id grammar, not readrace.perturbations: that one imports torch, and the Snakefile calls
+# validate_config at every parse (dry runs included).
+from readrace.perturbation_ids import parse_perturbation_id
 
 #: Tolerance on the sum of the split fractions.
 _SPLIT_TOLERANCE = 1e-6
@@ -48,8 +50,11 @@ _DefaultFillingValidator = _with_defaults(jsonschema.Draft202012Validator)
 
 
 def load_schema(path: str | Path) -> dict:
+    # The C loader, where PyYAML has one, reads the schema several times faster; the schema
+    # is read at every Snakefile parse.
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     with open(path) as handle:
-        return yaml.safe_load(handle)
+        return yaml.load(handle, Loader=loader)
 
 
 def _key_path(error: jsonschema.ValidationError) -> str:
@@ -131,7 +136,7 @@ def _check_semantics(config: dict[str, Any]) -> None:
                 )
         for pid in block["perturbations"]:
             try:
-                parse_perturbation(pid)
+                parse_perturbation_id(pid)
             except ValueError as error:
                 problems.append(f"experiments.{number}.perturbations: {str(error).splitlines()[0]}")
     if problems:

@@ -39,18 +39,19 @@ intensity range as all others) but not the quantisation.
 
 Ids must be written canonically so that one perturbation has one experiment coordinate:
 integers without leading zeros, decimals without redundant zeros (``0.1``, ``2``; not
-``0.10``, ``2.0``, ``.1``).
+``0.10``, ``2.0``, ``.1``). The id grammar is in :mod:`readrace.perturbation_ids`, which does
+not import torch, so that the Snakefile can check ids when it validates a config.
 """
 
 from __future__ import annotations
 
 import math
-import re
-from decimal import Decimal
 from typing import Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
+
+from readrace.perturbation_ids import KNOWN_FORMS, format_decimal, parse_perturbation_id
 
 __all__ = [
     "KNOWN_FORMS",
@@ -66,27 +67,6 @@ __all__ = [
     "GaussianBlur",
     "BoneClip",
 ]
-
-#: The id forms :func:`parse_perturbation` understands; ``{D}`` and ``{N}`` are positive
-#: integers, ``{S}`` a positive decimal and ``{F}`` a decimal in (0, 1).
-KNOWN_FORMS: tuple[str, ...] = (
-    "none",
-    "lpf-d{D}",
-    "hpf-d{D}",
-    "bpf-d{D1}-{D2}",
-    "notch-d{D1}-{D2}",
-    "res-{N}",
-    "noise-{S}",
-    "blur-{S}",
-    "boneclip-{F}",
-)
-
-#: Ids that need segmentation or patch masks; they belong to a later stage.
-_NOT_AVAILABLE = re.compile(r"(patch|occlude)-.*|lung|nonlung")
-
-_INT = re.compile(r"[1-9][0-9]*")
-# A canonical decimal: no sign, no exponent, no leading zeros, no trailing fractional zeros.
-_DECIMAL = re.compile(r"(0|[1-9][0-9]*)(\.[0-9]*[1-9])?")
 
 
 @runtime_checkable
@@ -273,7 +253,7 @@ class GaussianNoise:
 
     def __init__(self, std: float) -> None:
         self.std = std
-        self.id = f"noise-{_format_decimal(std)}"
+        self.id = f"noise-{format_decimal(std)}"
 
     def __call__(
         self, x: torch.Tensor, generator: torch.Generator | None = None
@@ -296,7 +276,7 @@ class GaussianBlur:
     def __init__(self, sigma: float) -> None:
         self.sigma = sigma
         self.radius = math.ceil(3 * sigma)
-        self.id = f"blur-{_format_decimal(sigma)}"
+        self.id = f"blur-{format_decimal(sigma)}"
 
     def kernel(
         self, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
@@ -332,7 +312,7 @@ class BoneClip:
 
     def __init__(self, level: float) -> None:
         self.level = level
-        self.id = f"boneclip-{_format_decimal(level)}"
+        self.id = f"boneclip-{format_decimal(level)}"
 
     def __call__(
         self, x: torch.Tensor, generator: torch.Generator | None = None
@@ -344,40 +324,6 @@ class BoneClip:
         return f"BoneClip({self.level})"
 
 
-def _format_decimal(value: float) -> str:
-    """The canonical id spelling of a decimal parameter: ``0.1``, ``2``, ``1.5``, ``0.00001``."""
-    # repr gives the shortest string that round-trips; Decimal writes it without exponent.
-    text = format(Decimal(repr(float(value))), "f")
-    return text.rstrip("0").rstrip(".") if "." in text else text
-
-
-def _bad(pid: str, why: str) -> ValueError:
-    return ValueError(
-        f"invalid perturbation id {pid!r}: {why}. Known forms: {', '.join(KNOWN_FORMS)}"
-    )
-
-
-def _parse_int(pid: str, text: str, name: str) -> int:
-    if not _INT.fullmatch(text):
-        raise _bad(pid, f"{name} must be a positive integer without leading zeros, got {text!r}")
-    return int(text)
-
-
-def _parse_decimal(pid: str, text: str, name: str, below_one: bool = False) -> float:
-    if not _DECIMAL.fullmatch(text):
-        raise _bad(
-            pid,
-            f"{name} must be a plain decimal without redundant zeros (e.g. 0.1 or 2), got {text!r}",
-        )
-    value = float(text)
-    if _format_decimal(value) != text:  # more digits than a float holds
-        raise _bad(pid, f"{name} must be written as {_format_decimal(value)}")
-    if value <= 0 or (below_one and value >= 1):
-        bounds = "strictly between 0 and 1" if below_one else "positive"
-        raise _bad(pid, f"{name} must be {bounds}, got {text}")
-    return value
-
-
 def parse_perturbation(pid: str) -> Perturbation:
     """Build the perturbation named by ``pid`` (see the module docstring for the forms).
 
@@ -386,36 +332,19 @@ def parse_perturbation(pid: str) -> Perturbation:
             (``patch-*``, ``occlude-*``, ``lung``, ``nonlung``) that is not available yet.
             The message names the id and lists :data:`KNOWN_FORMS`.
     """
-    if not isinstance(pid, str):
-        raise TypeError(f"a perturbation id is a string, got {type(pid).__name__}")
-    if pid == "none":
-        return Identity()
-    if _NOT_AVAILABLE.fullmatch(pid):
-        raise _bad(
-            pid, "mask-based perturbations (patch, occlude, lung, nonlung) are not available yet"
-        )
+    parsed = parse_perturbation_id(pid)
+    return _BUILDERS[parsed.name](*parsed.params)
 
-    name, _, rest = pid.partition("-")
-    if name in ("lpf", "hpf"):
-        if not rest.startswith("d"):
-            raise _bad(pid, f"expected {name}-d{{D}} with D the filter diameter")
-        diameter = _parse_int(pid, rest[1:], "D")
-        return LowPass(diameter) if name == "lpf" else HighPass(diameter)
-    if name in ("bpf", "notch"):
-        match = re.fullmatch(r"d([^-]*)-([^-]*)", rest)
-        if match is None:
-            raise _bad(pid, f"expected {name}-d{{D1}}-{{D2}} with D1 < D2 the annulus diameters")
-        inner = _parse_int(pid, match[1], "D1")
-        outer = _parse_int(pid, match[2], "D2")
-        if inner >= outer:
-            raise _bad(pid, f"D1 must be smaller than D2, got {inner} and {outer}")
-        return BandPass(inner, outer) if name == "bpf" else Notch(inner, outer)
-    if name == "res":
-        return Resolution(_parse_int(pid, rest, "N"))
-    if name == "noise":
-        return GaussianNoise(_parse_decimal(pid, rest, "S"))
-    if name == "blur":
-        return GaussianBlur(_parse_decimal(pid, rest, "S"))
-    if name == "boneclip":
-        return BoneClip(_parse_decimal(pid, rest, "F", below_one=True))
-    raise _bad(pid, "unknown perturbation")
+
+#: The class of each perturbation name; its constructor takes the id's params in order.
+_BUILDERS: dict[str, type] = {
+    "none": Identity,
+    "lpf": LowPass,
+    "hpf": HighPass,
+    "bpf": BandPass,
+    "notch": Notch,
+    "res": Resolution,
+    "noise": GaussianNoise,
+    "blur": GaussianBlur,
+    "boneclip": BoneClip,
+}
