@@ -16,7 +16,6 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +23,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO
+from conftest import REPO, run_snakemake
 
 pytestmark = [pytest.mark.slurm, pytest.mark.workflow]
 
@@ -94,11 +93,7 @@ def cluster_or_skip() -> str:
 
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
     """Snakemake from the repository root, as a user runs it (`--profile slurm` is ./slurm)."""
-    command = [
-        sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
-        "--directory", str(workdir), "--configfile", str(workdir / "config.yaml"), *args,
-    ]
-    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    return run_snakemake(workdir, *args, cwd=REPO, timeout=600)
 
 
 def show_job(job_id: str) -> dict[str, str]:

@@ -11,7 +11,6 @@ import base64
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,7 @@ import pydicom
 import pytest
 import yaml
 
-from conftest import MANIFEST_SCHEMA, REPO
+from conftest import MANIFEST_SCHEMA, REPO, run_snakemake
 from readrace.manifest import validate_manifest
 
 pytestmark = pytest.mark.workflow
@@ -68,12 +67,7 @@ TINY = {
 
 
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    command = [
-        sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
-        "--directory", str(workdir), "--configfile", str(workdir / "config.yaml"),
-        "--cores", "2", *args,
-    ]
-    return subprocess.run(command, capture_output=True, text=True, timeout=900)
+    return run_snakemake(workdir, "--cores", "2", *args)
 
 
 @pytest.fixture(scope="module")
@@ -183,11 +177,7 @@ def planned_jobs(workdir: Path, config: dict) -> set[tuple[str, str]]:
     """The jobs a dry run under ``config`` would run, as (rule, first output) pairs."""
     path = workdir / "changed.yaml"
     path.write_text(yaml.safe_dump(config))
-    command = [
-        sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
-        "--directory", str(workdir), "--configfile", str(path), "--cores", "2", "-n",
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    result = run_snakemake(workdir, "--cores", "2", "-n", configfile=path, timeout=300)
     assert result.returncode == 0, result.stderr[-4000:]
     text = result.stdout + result.stderr
     jobs = set()
