@@ -26,8 +26,9 @@ from pathlib import Path
 
 import pydicom
 
-from readrace.adapters import make_adapter
-from readrace.ingest import ingest_shard, list_files
+from readrace.ingest.adapters import make_adapter
+from readrace.ingest.listing import list_files
+from readrace.ingest.shard import ingest_shard
 from readrace.synthetic import CohortSpec, generate_cohort
 
 

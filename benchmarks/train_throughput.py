@@ -8,14 +8,14 @@ Writes a synthetic cache of ``--images`` training images (smooth random fields i
 float16, ``(N, H, W)``, saved as .npy and memory-mapped, as preprocessing writes it; random
 labels of 3 classes) plus a tiny validation set, then, in one run and with the same
 architecture, image size, batch size, optimiser (AdamW with TrainConfig's lr and weight
-decay), loss (cross-entropy) and on-device augmentation (``readrace.augment.RandomAffine``,
+decay), loss (cross-entropy) and on-device augmentation (``readrace.transforms.augment.RandomAffine``,
 unless ``--no-augment``), times three variants. Every rate is of the training phase only
 (loading, forward, backward, optimiser step; no validation), counted over epochs
 2..``--epochs``: the first epoch is a warm-up (allocator, cuDNN autotuning, page cache) and
 is left out. The variants take turns epoch by epoch (epoch 1 of each, then epoch 2 of
 each, ...), so that a load which drifts during the run weighs on all three alike.
 
-1. ``readrace fit``: the real loop, ``readrace.train.fit`` on the memory-mapped cache (the
+1. ``readrace fit``: the real loop, ``readrace.training.engine.fit`` on the memory-mapped cache (the
    subset preloaded to the device when it is below ``--preload-max-gb``, as in production;
    ``--preload-max-gb 0`` makes it read the memmap through ``--workers`` DataLoader workers
    instead). fit is called once per epoch and resumes from its checkpoint each time (as a
@@ -60,10 +60,10 @@ from PIL import Image
 from torch import nn
 from torchvision.transforms.functional import pil_to_tensor
 
-from readrace.augment import RandomAffine
+from readrace.transforms.augment import RandomAffine
 from readrace.models import ARCHITECTURES, build_model
 from readrace.synthetic.anatomy import smooth_noise
-from readrace.train import (
+from readrace.training.engine import (
     LOG_FILE,
     TrainConfig,
     _autocast,

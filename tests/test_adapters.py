@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from readrace.adapters import DatasetError, make_adapter
-from readrace.ingest import list_files, shard_of
+from readrace.ingest.adapters import DatasetError, make_adapter
+from readrace.ingest.listing import list_files, shard_of
 from readrace.synthetic import CohortSpec, generate_cohort
 
 

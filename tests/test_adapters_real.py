@@ -25,8 +25,8 @@ from pydicom.uid import (
     generate_uid,
 )
 
-from readrace.adapters import DatasetError, make_adapter
-from readrace.adapters.racemap import (
+from readrace.ingest.adapters import DatasetError, make_adapter
+from readrace.ingest.adapters.racemap import (
     CONFLICTING_RACE,
     NOT_HISPANIC,
     is_hispanic,
@@ -35,9 +35,10 @@ from readrace.adapters.racemap import (
     map_sex,
     patient_race,
 )
-from readrace.ingest import ingest_shard, summarize
+from readrace.ingest.gather import summarize
+from readrace.ingest.shard import ingest_shard
 from readrace.labels import FINDINGS, HISPANIC
-from readrace.splits import assign_splits
+from readrace.data.splits import assign_splits
 
 SALT = "salt-for-tests"
 SPLIT = {"train": 0.6, "validation": 0.1, "test": 0.3}

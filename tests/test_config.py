@@ -114,7 +114,7 @@ def test_validation_does_not_import_torch():
         "from readrace.config import validate_config",
         "from readrace.experiments import expand_experiments",
         f"config = validate_config(yaml.safe_load(open({str(REPO / 'configs' / 'paper.yaml')!r})), {str(CONFIG_SCHEMA)!r})",
-        "print(len(expand_experiments(config)), 'readrace.perturbation_ids' in sys.modules)",
+        "print(len(expand_experiments(config)), 'readrace.transforms.perturbation_ids' in sys.modules)",
         "print(sorted(m for m in ('torch', 'torchvision', 'matplotlib', 'sklearn') if m in sys.modules))",
     ])  # fmt: skip
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

@@ -1,4 +1,4 @@
-"""readrace.dicom against the pixel values the synthetic generator intended.
+"""readrace.ingest.dicom against the pixel values the synthetic generator intended.
 
 The generator keeps, for every image, the float intensity it meant (truth/{SOP}.npy) before
 quantising, inverting (MONOCHROME1) and rescaling it into the file. A correct decoder gives
@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from readrace.dicom import read_dicom
+from readrace.ingest.dicom import read_dicom
 from readrace.synthetic import CohortSpec, generate_cohort
 
 
@@ -67,8 +67,8 @@ def test_rle_ct_decodes_to_hounsfield_units(cohorts):
 def test_grayscale_jpeg_and_png_read_as_display_values(tmp_path):
     from PIL import Image
 
-    from readrace.dicom import DicomReadError
-    from readrace.ingest import read_image
+    from readrace.ingest.dicom import DicomReadError
+    from readrace.ingest.shard import read_image
 
     ramp = np.tile(np.arange(256, dtype=np.uint8), (16, 1))
     Image.fromarray(ramp).save(tmp_path / "ramp.png")

@@ -1,4 +1,4 @@
-"""Known-answer tests of readrace.dicom on small DICOM files written with pydicom."""
+"""Known-answer tests of readrace.ingest.dicom on small DICOM files written with pydicom."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from pydicom.uid import (
     generate_uid,
 )
 
-from readrace.dicom import (
+from readrace.ingest.dicom import (
     MAX_REASON_LENGTH,
     DicomHeader,
     DicomReadError,
@@ -159,7 +159,7 @@ def test_linear_window_clips_and_scales_its_output_range(
 
 
 def test_window_wider_than_the_data_is_not_min_max_stretched(tmp_path: Path) -> None:
-    # 4096 pixels over a 501-value range: the table path of readrace.dicom._pointwise.
+    # 4096 pixels over a 501-value range: the table path of readrace.ingest.dicom._pointwise.
     stored = np.random.default_rng(5).integers(1800, 2301, size=(64, 64), dtype=np.uint16)
     ds = make_dataset(stored, bits_stored=12, WindowCenter=2048, WindowWidth=1025)
     frames = read_dicom(save(ds, tmp_path / "wide.dcm")).frames

@@ -1,4 +1,4 @@
-"""Known-answer tests of readrace.figures on a hand-built race-detection table and images."""
+"""Known-answer tests of readrace.evaluation.figures on a hand-built race-detection table and images."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from readrace.figures import (
+from readrace.evaluation.figures import (
     DIAMETER_LABEL,
     _filter_auc_figure,
     _samples_figure,
@@ -22,7 +22,7 @@ from readrace.figures import (
     plot_filter_samples,
 )
 from readrace.labels import task_classes
-from readrace.perturbations import parse_perturbation
+from readrace.transforms.perturbations import parse_perturbation
 
 # Deliberately not in sorted order: "lpf-d10" sorts before "lpf-d3" as text, not as numbers.
 PERTURBATIONS = ["none", "lpf-d10", "hpf-d100", "lpf-d3", "noise-0.1", "hpf-d20", "res-32"]

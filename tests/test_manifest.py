@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from conftest import MANIFEST_SCHEMA
-from readrace.manifest import MANIFEST_COLUMNS, ManifestError, validate_manifest
-from readrace.pseudonym import pseudonymize
+from readrace.data.manifest import MANIFEST_COLUMNS, ManifestError, validate_manifest
+from readrace.data.pseudonym import pseudonymize
 
 
 def _manifest(n: int = 6) -> pd.DataFrame:

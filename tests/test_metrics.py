@@ -1,4 +1,4 @@
-"""Known-answer tests of readrace.metrics: rank AUC, one-vs-rest, patient bootstrap, aggregation."""
+"""Known-answer tests of readrace.evaluation.metrics: rank AUC, one-vs-rest, patient bootstrap, aggregation."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from readrace.metrics import (
+from readrace.evaluation.metrics import (
     _rank_plan,
     _weighted_auc,
     aggregate_by,

@@ -1,4 +1,4 @@
-"""Known-answer tests of readrace.perturbations on synthetic images with known spectra."""
+"""Known-answer tests of readrace.transforms.perturbations on synthetic images with known spectra."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from readrace.perturbation_ids import PerturbationId, parse_perturbation_id
-from readrace.perturbations import KNOWN_FORMS, Perturbation, parse_perturbation
+from readrace.transforms.perturbation_ids import PerturbationId, parse_perturbation_id
+from readrace.transforms.perturbations import KNOWN_FORMS, Perturbation, parse_perturbation
 
 H = W = 64
 

@@ -1,4 +1,4 @@
-"""Every file of pydicom's bundled test corpus through readrace.dicom (no downloads).
+"""Every file of pydicom's bundled test corpus through readrace.ingest.dicom (no downloads).
 
 The corpus mixes good images of many encodings with colour images, reports, plans, DICOMDIRs,
 truncated and deliberately broken files, and non-DICOM files (README, JSON, ICC, gzip). Each
@@ -15,12 +15,12 @@ import numpy as np
 import pydicom
 import pytest
 
-from readrace.dicom import DicomHeader, DicomImage, DicomReadError, read_dicom, read_header
+from readrace.ingest.dicom import DicomHeader, DicomImage, DicomReadError, read_dicom, read_header
 
 CORPUS = Path(pydicom.data.__file__).parent / "test_files"
 
 
-#: The category phrases of readrace.dicom's module docstring, less "unexpected error" (the
+#: The category phrases of readrace.ingest.dicom's module docstring, less "unexpected error" (the
 #: safety net: a corpus file reaching it means a rule is missing).
 CATEGORIES = (
     "not a DICOM file",

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from readrace.experiments import Coordinate, evaluation_datasets, expand_experiments, task_rows
-from readrace.scoring import score_predictions
-from readrace.tables import TABLE_COLUMNS, render_markdown
+from readrace.evaluation.scoring import score_predictions
+from readrace.evaluation.tables import TABLE_COLUMNS, render_markdown
 
 CONFIG = {
     "datasets": {

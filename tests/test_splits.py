@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from readrace.pseudonym import pseudonymize
-from readrace.splits import SplitLeakageError, assign_splits, check_patient_splits
+from readrace.data.pseudonym import pseudonymize
+from readrace.data.splits import SplitLeakageError, assign_splits, check_patient_splits
 
 FRACTIONS = {"train": 0.6, "validation": 0.1, "test": 0.3}
 

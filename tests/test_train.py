@@ -1,4 +1,4 @@
-"""readrace.augment and readrace.train: augmentation, training, resumption, prediction.
+"""readrace.transforms.augment and readrace.training.engine: augmentation, training, resumption, prediction.
 
 Training runs are tiny (32x32 images, resnet18, CPU, 1-3 epochs) and shared through
 module-scoped fixtures, so the file trains only a handful of times.
@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 import torch
 
-from readrace.augment import RandomAffine
-from readrace.train import (
+from readrace.transforms.augment import RandomAffine
+from readrace.training.engine import (
     CHECKPOINT_FILE,
     LOG_COLUMNS,
     LOG_FILE,

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from conftest import MANIFEST_SCHEMA, REPO, run_snakemake
-from readrace.manifest import validate_manifest
+from readrace.data.manifest import validate_manifest
 
 pytestmark = pytest.mark.workflow
 

@@ -16,9 +16,9 @@ import jsonschema
 import yaml
 from jsonschema import validators
 
-# The id grammar, not readrace.perturbations: that one imports torch, and the Snakefile calls
+# The id grammar, not readrace.transforms.perturbations: that one imports torch, and the Snakefile calls
 # validate_config at every parse (dry runs included).
-from readrace.perturbation_ids import parse_perturbation_id
+from readrace.transforms.perturbation_ids import parse_perturbation_id
 
 #: Tolerance on the sum of the split fractions.
 _SPLIT_TOLERANCE = 1e-6

@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from readrace.figures import plot_filter_auc, plot_filter_samples
+from readrace.evaluation.figures import plot_filter_auc, plot_filter_samples
 from readrace.logs import job_logging
 
 with job_logging(snakemake.log[0]):

@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from readrace.ingest import gather_shards
+from readrace.ingest.gather import gather_shards
 from readrace.logs import job_logging
 
 with job_logging(snakemake.log[0]) as log:

@@ -2,8 +2,8 @@
 
 import pandas as pd
 
-from readrace.adapters import make_adapter
-from readrace.ingest import ingest_shard, write_shard
+from readrace.ingest.adapters import make_adapter
+from readrace.ingest.shard import ingest_shard, write_shard
 from readrace.logs import job_logging
 
 with job_logging(snakemake.log[0]) as log:

@@ -1,7 +1,7 @@
 """Job: list a dataset's input files and give each its ingestion shard."""
 
-from readrace.adapters import make_adapter
-from readrace.ingest import list_files
+from readrace.ingest.adapters import make_adapter
+from readrace.ingest.listing import list_files
 from readrace.logs import job_logging
 
 with job_logging(snakemake.log[0]) as log:

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from readrace.logs import job_logging
-from readrace.tables import gather_scores, render_markdown
+from readrace.evaluation.tables import gather_scores, render_markdown
 
 with job_logging(snakemake.log[0]):
     table = gather_scores(snakemake.input)

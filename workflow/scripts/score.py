@@ -3,7 +3,7 @@
 import pandas as pd
 
 from readrace.logs import job_logging
-from readrace.scoring import score_predictions
+from readrace.evaluation.scoring import score_predictions
 
 with job_logging(snakemake.log[0]):
     evaluation = snakemake.params.evaluation

@@ -6,7 +6,7 @@ The manifest (option ``manifest``, relative to the root or absolute) has one row
     ethnicity, bmi, breast_density, view,
     laterality, the 14 CheXpert findings     optional, kept when present
 
-``path`` is relative to the dataset root. Race values go through readrace.adapters.racemap
+``path`` is relative to the dataset root. Race values go through readrace.ingest.adapters.racemap
 (option ``race_map``, a dict from the hospital's own values to Asian/Black/White/Other/
 Unknown, is tried first). Study-level values (race, sex, age, ...) are taken from a study's
 first row; a patient whose rows map to two different races is excluded.
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from readrace.adapters import DatasetAdapter, DatasetError, read_table, scan_tree
-from readrace.adapters.racemap import check_overrides, map_demographics, patient_race
+from readrace.ingest.adapters import DatasetAdapter, DatasetError, read_table, scan_tree
+from readrace.ingest.adapters.racemap import check_overrides, map_demographics, patient_race
 from readrace.labels import FINDINGS
 
 _REQUIRED = ("path", "patient", "study", "race", "sex", "age")

@@ -59,8 +59,8 @@ from sklearn.metrics import roc_auc_score
 from torch import nn
 from tqdm import tqdm
 
-from .augment import RandomAffine
-from .models import ARCHITECTURES, build_model
+from readrace.transforms.augment import RandomAffine
+from readrace.models import ARCHITECTURES, build_model
 
 #: Fixed input normalisation, applied after perturbation and augmentation (see module doc).
 NORM_MEAN = 0.5
@@ -327,7 +327,7 @@ def predict(model: nn.Module, images: np.ndarray, idx: Sequence[int] | np.ndarra
             device: str = "auto", seed: int = 0) -> np.ndarray:
     """Class probabilities ``(len(idx), n_classes)`` (softmax) for cache rows ``idx``, in order.
 
-    ``perturbation`` (a ``readrace.perturbations`` callable) is applied to the [0, 1] pixels
+    ``perturbation`` (a ``readrace.transforms.perturbations`` callable) is applied to the [0, 1] pixels
     before normalisation, as in training; ``seed`` seeds the generator it receives. The model
     is moved to ``device`` and left in eval mode.
     """

@@ -1,6 +1,6 @@
 """From decoded pixels to cache pixels: intensity to [0, 1], then a square resize.
 
-Decoded radiographs and mammograms already come in [0, 1] with 1 = white (readrace.dicom
+Decoded radiographs and mammograms already come in [0, 1] with 1 = white (readrace.ingest.dicom
 applies the modality LUT, the VOI LUT or window, and inverts MONOCHROME1). CT comes in
 Hounsfield units and is mapped through a window (``center``, ``width`` in HU) to [0, 1].
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from readrace.adapters import DatasetAdapter, read_table, scan_tree
+from readrace.ingest.adapters import DatasetAdapter, read_table, scan_tree
 from readrace.labels import FINDINGS
 
 

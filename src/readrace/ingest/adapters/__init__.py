@@ -23,7 +23,7 @@ from typing import Any
 
 import pandas as pd
 
-from readrace.dicom import DicomHeader
+from readrace.ingest.dicom import DicomHeader
 
 #: Columns every study table has (further optional columns: bmi, breast_density, findings).
 STUDY_TABLE_COLUMNS: tuple[str, ...] = ("patient_key", "study_key", "race", "ethnicity", "sex", "age")
@@ -128,14 +128,14 @@ def read_table(
 
 def make_adapter(name: str, root: str | Path, options: dict[str, Any]) -> DatasetAdapter:
     """The adapter called ``name`` on the dataset at ``root``."""
-    from readrace.adapters.chexpert import CheXpertAdapter
-    from readrace.adapters.embed import EmbedAdapter
-    from readrace.adapters.generic import GenericAdapter
-    from readrace.adapters.hand_atlas import HandAtlasAdapter
-    from readrace.adapters.mimic import MimicCxrAdapter
-    from readrace.adapters.nlst import NlstAdapter
-    from readrace.adapters.rspect import RspectAdapter
-    from readrace.adapters.synthetic import SyntheticAdapter
+    from readrace.ingest.adapters.chexpert import CheXpertAdapter
+    from readrace.ingest.adapters.embed import EmbedAdapter
+    from readrace.ingest.adapters.generic import GenericAdapter
+    from readrace.ingest.adapters.hand_atlas import HandAtlasAdapter
+    from readrace.ingest.adapters.mimic import MimicCxrAdapter
+    from readrace.ingest.adapters.nlst import NlstAdapter
+    from readrace.ingest.adapters.rspect import RspectAdapter
+    from readrace.ingest.adapters.synthetic import SyntheticAdapter
 
     registry: dict[str, type[DatasetAdapter]] = {
         "synthetic": SyntheticAdapter,

@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from readrace.adapters import DatasetAdapter, DatasetError, read_table
-from readrace.adapters.generic import listed_and_found
-from readrace.adapters.racemap import map_demographics, map_sex, patient_race
+from readrace.ingest.adapters import DatasetAdapter, DatasetError, read_table
+from readrace.ingest.adapters.generic import listed_and_found
+from readrace.ingest.adapters.racemap import map_demographics, map_sex, patient_race
 from readrace.labels import FINDINGS
 
 _FORMATS = {"dicom": ".dcm", "jpg": ".jpg"}

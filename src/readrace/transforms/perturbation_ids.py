@@ -2,10 +2,10 @@
 
 A perturbation id (``lpf-d10``, ``noise-0.1``, ...) is an experiment coordinate: it is checked
 when the Snakefile validates the config, and built into a callable on the training device by
-:func:`readrace.perturbations.parse_perturbation`. The parsing lives here, apart from the
+:func:`readrace.transforms.perturbations.parse_perturbation`. The parsing lives here, apart from the
 tensor code, so that validating a config (at every Snakefile parse, dry runs included) does
 not pay for importing torch. What each perturbation does, and in which units, is documented in
-:mod:`readrace.perturbations`.
+:mod:`readrace.transforms.perturbations`.
 
 Ids must be written canonically so that one perturbation has one experiment coordinate:
 integers without leading zeros, decimals without redundant zeros (``0.1``, ``2``; not

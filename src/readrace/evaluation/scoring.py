@@ -10,7 +10,7 @@ import pandas as pd
 
 from readrace.experiments import LEVELS
 from readrace.labels import task_classes
-from readrace.metrics import aggregate_by, bootstrap_auc
+from readrace.evaluation.metrics import aggregate_by, bootstrap_auc
 
 #: Columns of a predictions file besides the probabilities (``prob_{class}``).
 PREDICTION_KEYS: tuple[str, ...] = (

@@ -6,7 +6,7 @@ with the option ``path_prefix`` (default "CheXpert-v1.0/"; "CheXpert-v1.0-small/
 small release), which is stripped to make it relative to the root. Patient "patient00001",
 study "patient00001/study1". Sex and age come from the study's row (Sex, Age), else from the
 demographics sheet (GENDER, AGE_AT_CXR); race from PRIMARY_RACE, Hispanic from ETHNICITY or
-PRIMARY_RACE (readrace.adapters.racemap).
+PRIMARY_RACE (readrace.ingest.adapters.racemap).
 
 The demographics file (option ``demographics``, default "CHEXPERT DEMO.xlsx", relative to
 the root or absolute) is read with pandas.read_excel (needs openpyxl) or, if it ends in
@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from readrace.adapters import DatasetAdapter, DatasetError, read_table
-from readrace.adapters.generic import first_duplicate, listed_and_found
-from readrace.adapters.racemap import map_demographics, map_sex
+from readrace.ingest.adapters import DatasetAdapter, DatasetError, read_table
+from readrace.ingest.adapters.generic import first_duplicate, listed_and_found
+from readrace.ingest.adapters.racemap import map_demographics, map_sex
 from readrace.labels import FINDINGS
 
 _SPLITS = {"train": "train.csv", "valid": "valid.csv"}

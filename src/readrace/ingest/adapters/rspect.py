@@ -17,9 +17,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from readrace.adapters import DatasetAdapter, DatasetError, read_table
-from readrace.adapters.generic import first_duplicate, listed_and_found
-from readrace.adapters.racemap import map_demographics, patient_race
+from readrace.ingest.adapters import DatasetAdapter, DatasetError, read_table
+from readrace.ingest.adapters.generic import first_duplicate, listed_and_found
+from readrace.ingest.adapters.racemap import map_demographics, patient_race
 
 _UIDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
 

@@ -5,7 +5,7 @@
 - :func:`predict_race` writes one row per test image with every class probability, so that
   every metric is computed from predictions and re-scoring never retrains.
 
-Scoring the predictions is readrace.scoring's job (it needs no torch).
+Scoring the predictions is readrace.evaluation.scoring's job (it needs no torch).
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ import pandas as pd
 
 from readrace.experiments import Coordinate, task_rows
 from readrace.labels import task_classes
-from readrace.perturbations import parse_perturbation
-from readrace.scoring import probability_columns
-from readrace.train import CHECKPOINT_FILE, StaleCheckpointError, TrainConfig, TrainResult, fit, load_model, predict
+from readrace.transforms.perturbations import parse_perturbation
+from readrace.evaluation.scoring import probability_columns
+from readrace.training.engine import CHECKPOINT_FILE, StaleCheckpointError, TrainConfig, TrainResult, fit, load_model, predict
 
 log = logging.getLogger(__name__)
 

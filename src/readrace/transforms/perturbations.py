@@ -39,7 +39,7 @@ intensity range as all others) but not the quantisation.
 
 Ids must be written canonically so that one perturbation has one experiment coordinate:
 integers without leading zeros, decimals without redundant zeros (``0.1``, ``2``; not
-``0.10``, ``2.0``, ``.1``). The id grammar is in :mod:`readrace.perturbation_ids`, which does
+``0.10``, ``2.0``, ``.1``). The id grammar is in :mod:`readrace.transforms.perturbation_ids`, which does
 not import torch, so that the Snakefile can check ids when it validates a config.
 """
 
@@ -51,7 +51,7 @@ from typing import Protocol, runtime_checkable
 import torch
 import torch.nn.functional as F
 
-from readrace.perturbation_ids import KNOWN_FORMS, format_decimal, parse_perturbation_id
+from readrace.transforms.perturbation_ids import KNOWN_FORMS, format_decimal, parse_perturbation_id
 
 __all__ = [
     "KNOWN_FORMS",

@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from readrace.adapters import DatasetAdapter, DatasetError, read_table, scan_tree
-from readrace.adapters.generic import first_duplicate
-from readrace.adapters.racemap import NOT_HISPANIC
-from readrace.dicom import DicomHeader
+from readrace.ingest.adapters import DatasetAdapter, DatasetError, read_table, scan_tree
+from readrace.ingest.adapters.generic import first_duplicate
+from readrace.ingest.adapters.racemap import NOT_HISPANIC
+from readrace.ingest.dicom import DicomHeader
 from readrace.labels import HISPANIC
 
 RACE_CODES: dict[int, str] = {1: "White", 2: "Black", 3: "Asian", 4: "Other", 5: "Other", 6: "Other", 7: "Unknown"}

@@ -7,7 +7,7 @@ filters do to a few sample images. Both read only their inputs (the long
 ``race_detection.csv`` table, or an array of cached images) and write one PNG.
 
 ``D`` is a DIAMETER in frequency bins of the cached image grid: a low-pass filter keeps the
-frequencies of radius <= D/2 cycles per image (see :mod:`readrace.perturbations`); the
+frequencies of radius <= D/2 cycles per image (see :mod:`readrace.transforms.perturbations`); the
 axis label says so, because the paper's figure left the unit implicit.
 
 Figures are built as :class:`matplotlib.figure.Figure` objects without pyplot: nothing is
@@ -28,7 +28,7 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullLocator
 
-from readrace.perturbations import parse_perturbation
+from readrace.transforms.perturbations import parse_perturbation
 
 __all__ = [
     "DIAMETER_LABEL",
@@ -251,7 +251,7 @@ def filtered_panels(
 ) -> np.ndarray:
     """The images of Figure 2: each sample unfiltered, then under each perturbation.
 
-    Each perturbation is applied with :func:`readrace.perturbations.parse_perturbation` to
+    Each perturbation is applied with :func:`readrace.transforms.perturbations.parse_perturbation` to
     the whole batch as a float32 tensor ``(k, 1, H, W)`` on the CPU, exactly as training does.
 
     Args:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from readrace.dicom import DicomHeader, DicomImage, DicomReadError
+from readrace.ingest.dicom import DicomHeader, DicomImage, DicomReadError
 
 RASTER_SUFFIXES: frozenset[str] = frozenset({".jpg", ".jpeg", ".png"})
 

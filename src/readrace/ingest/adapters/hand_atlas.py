@@ -21,7 +21,7 @@ from pathlib import PurePosixPath
 import numpy as np
 import pandas as pd
 
-from readrace.adapters import DatasetAdapter, DatasetError, scan_tree
+from readrace.ingest.adapters import DatasetAdapter, DatasetError, scan_tree
 from readrace.labels import HISPANIC
 
 UNPARSEABLE = "excluded: cannot read race/sex/age from the path"

@@ -119,7 +119,7 @@ def check_overrides(overrides: Mapping[str, str] | None, where: str) -> dict[str
     overrides = dict(overrides or {})
     wrong = {raw: category for raw, category in overrides.items() if category not in RACE_CATEGORIES}
     if wrong:
-        from readrace.adapters import DatasetError
+        from readrace.ingest.adapters import DatasetError
 
         raise DatasetError(
             f"{where}: race_map value(s) {wrong} are not among {', '.join(RACE_CATEGORIES)}"

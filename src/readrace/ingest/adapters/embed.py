@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from readrace.adapters import DatasetAdapter, DatasetError, read_table
-from readrace.adapters.generic import first_duplicate, listed_and_found
-from readrace.adapters.racemap import map_demographics, patient_race
+from readrace.ingest.adapters import DatasetAdapter, DatasetError, read_table
+from readrace.ingest.adapters.generic import first_duplicate, listed_and_found
+from readrace.ingest.adapters.racemap import map_demographics, patient_race
 from readrace.labels import BREAST_DENSITY
 
 _CLINICAL = ("empi_anon", "acc_anon", "tissueden", "RACE_DESC", "ETHNIC_GROUP_DESC", "age_at_study")
