@@ -17,8 +17,9 @@ if not workflow.overwrite_configfiles:
 include: "workflow/rules/common.smk"
 include: "workflow/rules/synthetic.smk"
 include: "workflow/rules/ingest.smk"
-include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
+# One rule file per experiment kind (readrace.experiments.KINDS).
+include: "workflow/rules/race_detection.smk"
 include: "workflow/rules/report.smk"
 
 

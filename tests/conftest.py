@@ -12,6 +12,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 CONFIG_SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 MANIFEST_SCHEMA = REPO / "workflow" / "schemas" / "manifest.schema.yaml"
+PREDICTIONS_SCHEMA = REPO / "workflow" / "schemas" / "predictions.schema.yaml"
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from conftest import CONFIG_SCHEMA, REPO
-from readrace.config import ConfigError, shard_ids, validate_config
+from readrace.config import MOVED_KEYS, ConfigError, execution_settings, shard_ids, validate_config
 
 
 def test_default_config_validates_and_fills_defaults(default_config):
@@ -100,7 +100,7 @@ def test_snakefile_rejects_a_bad_config_naming_the_key(tmp_path, default_config)
     ],
 )
 def test_bad_perturbation_ids_are_named_with_the_reason(default_config, pid, reason):
-    default_config["experiments"] = [{"train": ["synth-ct"], "perturbations": ["none", pid]}]
+    default_config["experiments"] = [{"kind": "race_detection", "train": ["synth-ct"], "perturbations": ["none", pid]}]
     assert f"experiments.0.perturbations: invalid perturbation id {pid!r}: {reason}. Known forms: none, lpf-d{{D}}" in _error(
         default_config
     )
@@ -114,7 +114,7 @@ def test_validation_does_not_import_torch():
         "from readrace.config import validate_config",
         "from readrace.experiments import expand_experiments",
         f"config = validate_config(yaml.safe_load(open({str(REPO / 'configs' / 'paper.yaml')!r})), {str(CONFIG_SCHEMA)!r})",
-        "print(len(expand_experiments(config)), 'readrace.transforms.perturbation_ids' in sys.modules)",
+        "print(len(expand_experiments(config)['race_detection']), 'readrace.transforms.perturbation_ids' in sys.modules)",
         "print(sorted(m for m in ('torch', 'torchvision', 'matplotlib', 'sklearn') if m in sys.modules))",
     ])  # fmt: skip
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
@@ -124,12 +124,57 @@ def test_validation_does_not_import_torch():
 
 def test_experiments_name_known_datasets_perturbations_and_trainable_splits(default_config):
     config = copy.deepcopy(default_config)
-    config["experiments"] = [{"train": ["synth-cxr-z"]}]
+    config["experiments"] = [{"kind": "race_detection", "train": ["synth-cxr-z"]}]
     assert "experiments.0.train: 'synth-cxr-z' is not a dataset of this config" in _error(config)
     config = copy.deepcopy(default_config)
-    config["experiments"] = [{"train": ["synth-ct"], "perturbations": ["lpf-d0"]}]
+    config["experiments"] = [{"kind": "race_detection", "train": ["synth-ct"], "perturbations": ["lpf-d0"]}]
     assert "experiments.0.perturbations: invalid perturbation id 'lpf-d0'" in _error(config)
     config = copy.deepcopy(default_config)
     config["datasets"]["synth-ct"]["split"] = {"train": 0, "validation": 0, "test": 1}
-    config["experiments"] = [{"train": ["synth-ct"]}]
+    config["experiments"] = [{"kind": "race_detection", "train": ["synth-ct"]}]
     assert "has no train or validation split" in _error(config)
+
+
+def test_every_experiment_block_names_a_known_kind_and_is_checked_by_its_schema(default_config):
+    config = copy.deepcopy(default_config)
+    del config["experiments"][0]["kind"]
+    assert "experiments.0: 'kind' is a required property" in _error(config)
+    config["experiments"][0]["kind"] = "race_detektion"
+    assert "experiments.0.kind: 'race_detektion' is not one of ['race_detection']" in _error(config)
+    config = copy.deepcopy(default_config)
+    config["experiments"][1]["arch"] = ["resnet18"]
+    assert "experiments.1.arch: unknown key" in _error(config)
+
+
+def test_execution_settings_live_apart_and_old_keys_say_where_they_went(default_config):
+    config = validate_config(copy.deepcopy(default_config), CONFIG_SCHEMA)
+    assert set(execution_settings(config)) == {"threads", "gpus", "device", "num_workers", "preload_max_gb", "predict_batch_size"}
+    assert set(MOVED_KEYS.values()) == {f"execution.{key}" for key in execution_settings(config)}
+    assert not set(config["training"]) & set(execution_settings(config))
+    default_config["training"]["predict_batch_size"] = 64
+    assert "training.predict_batch_size: moved to execution.predict_batch_size" in _error(default_config)
+
+
+def test_a_group_must_share_modality_and_cache_size(default_config):
+    config = copy.deepcopy(default_config)
+    config["datasets"]["synth-cxr-b"]["preprocess"]["size"] = 32
+    message = _error(config)
+    assert "the datasets of group 'cxr' test each other's models and must share their preprocess.size" in message
+    assert "synth-cxr-a: 64, synth-cxr-b: 32" in message
+    config = copy.deepcopy(default_config)
+    config["datasets"]["synth-ct"]["group"] = "cxr"
+    config["datasets"]["synth-ct"]["preprocess"]["size"] = 64
+    assert "group 'cxr' test each other's models and must share their modality (synth-cxr-a: cxr, synth-cxr-b: cxr, synth-ct: ct)" in _error(config)
+
+
+def test_a_dataset_tested_on_needs_a_test_split(default_config):
+    default_config["datasets"]["synth-cxr-b"]["split"] = {"train": 0.8, "validation": 0.2, "test": 0.0}
+    assert ("datasets.synth-cxr-b.split.test: 0, but 'synth-cxr-b' is a test set of the models trained on "
+            "'synth-cxr-a' (same group)") in _error(default_config)
+
+
+def test_a_resolution_above_the_cache_size_is_refused(default_config):
+    default_config["experiments"][1]["perturbations"] = ["res-32", "res-128"]
+    message = _error(default_config)
+    assert "experiments.1.perturbations: res-128 cannot reduce the 64-pixel cache of 'synth-cxr-a' to 128 pixels" in message
+    assert "res-32" not in message

@@ -21,7 +21,7 @@ def test_paper_config_validates_and_keeps_the_paper_splits():
     assert evaluation_datasets(config, "NLST") == ["NLST", "RSPECT", "EM-CT"]
     assert evaluation_datasets(config, "DHA") == ["DHA"]  # the hand atlas is not a c-spine test set
     assert evaluation_datasets(config, "MXR") == ["MXR", "CXP", "EMX"]
-    perturbations = {c.perturbation for c in expand_experiments(config) if c.train == "MXR"}
+    perturbations = {m.perturbation for m in expand_experiments(config)["race_detection"] if m.train == "MXR"}
     assert {"lpf-d10", "hpf-d100", "bpf-d10-50", "notch-d10-50", "res-32", "noise-0.1", "blur-2", "boneclip-0.6"} <= perturbations
 
 

@@ -27,13 +27,14 @@ from conftest import REPO, run_snakemake
 
 pytestmark = [pytest.mark.slurm, pytest.mark.workflow]
 
-THREADS = 2  # training.threads: the CPUs of the train and predict jobs (1 would prove nothing)
+THREADS = 2  # execution.threads: the CPUs of the train and predict jobs (1 would prove nothing)
 CONFIG = {
     "pseudonym_salt": "salt-for-the-slurm-test",
-    "training": {"epochs": 2, "batch_size": 16, "patience": 2, "augment": False,
-                 "threads": THREADS, "gpus": 1},
+    "training": {"epochs": 2, "batch_size": 16, "patience": 2, "augment": False},
+    "execution": {"threads": THREADS, "gpus": 1},
     "evaluation": {"bootstrap": 100},
-    "experiments": [{"train": ["tiny"], "archs": ["resnet18"], "perturbations": ["none"], "seeds": [0]}],
+    "experiments": [{"kind": "race_detection", "train": ["tiny"], "archs": ["resnet18"], "perturbations": ["none"],
+                     "seeds": [0]}],
     "datasets": {
         "tiny": {
             "adapter": "synthetic", "modality": "cxr", "shards": 1,
@@ -43,11 +44,11 @@ CONFIG = {
         },
     },
 }
-MODEL = "tiny/resnet18/none/seed0"
+MODEL = "race_detection/tiny/resnet18/none/seed0"
 SLURM_TARGET = f"results/scores/{MODEL}/tiny.csv"
 
 # What each SLURM job must ask for at attempt 1: the resources of its rule
-# (workflow/rules/train.smk and evaluate.smk: mem_mb and runtime are per_attempt(base)).
+# (workflow/rules/race_detection.smk and evaluate.smk: mem_mb and runtime are per_attempt(base)).
 EXPECTED = {
     "train_model": {"mem_mb": 16000, "runtime": 240, "gpus": 1, "cpus": THREADS},
     "predict": {"mem_mb": 8000, "runtime": 60, "gpus": 1, "cpus": THREADS},

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -32,8 +33,9 @@ TINY = {
     "training": {"epochs": 8, "batch_size": 16, "patience": 8, "augment": False},
     "evaluation": {"bootstrap": 500},
     "experiments": [
-        {"train": ["cxr-a", "cxr-null"], "archs": ["resnet18"], "perturbations": ["none"], "seeds": [0]},
-        {"train": ["cxr-a"], "archs": ["resnet18"], "perturbations": ["lpf-d2"], "seeds": [0]},
+        {"kind": "race_detection", "train": ["cxr-a", "cxr-null"], "archs": ["resnet18"], "perturbations": ["none"],
+         "seeds": [0]},
+        {"kind": "race_detection", "train": ["cxr-a"], "archs": ["resnet18"], "perturbations": ["lpf-d2"], "seeds": [0]},
     ],
     "datasets": {
         "cxr-a": {
@@ -192,7 +194,8 @@ def _tiny_copy() -> dict:
     return yaml.safe_load(yaml.safe_dump(TINY))
 
 
-MODELS = ["cxr-a/resnet18/none/seed0", "cxr-null/resnet18/none/seed0", "cxr-a/resnet18/lpf-d2/seed0"]
+MODELS = ["race_detection/cxr-a/resnet18/none/seed0", "race_detection/cxr-null/resnet18/none/seed0",
+          "race_detection/cxr-a/resnet18/lpf-d2/seed0"]
 CXR = ["cxr-a", "cxr-null", "cxr-b"]
 # Every change of the config is recorded in results/config.yaml; the target rule always runs.
 ALWAYS = {("workflow_config", "results/config.yaml"), ("all", "")}
@@ -202,42 +205,79 @@ TABLES = {
 }
 
 
+def evaluations(models, tests) -> set[tuple[str, str]]:
+    """The predict and score jobs of ``models`` on ``tests``."""
+    jobs = {("predict", f"results/predictions/{model}/{test}.parquet") for model in models for test in tests}
+    return jobs | {("score", f"results/scores/{model}/{test}.csv") for model in models for test in tests}
+
+
+def trainings(models) -> set[tuple[str, str]]:
+    return {("train_model", f"results/models/{model}/model.pt") for model in models}
+
+
 def test_changing_one_perturbation_parameter_reruns_exactly_its_models(run):
     config = _tiny_copy()
     config["experiments"][1]["perturbations"] = ["lpf-d4"]
-    model = "cxr-a/resnet18/lpf-d4/seed0"
-    expected = ALWAYS | TABLES | {("train_model", f"results/models/{model}/model.pt")}
-    expected |= {("predict", f"results/predictions/{model}/{test}.parquet") for test in CXR}
-    expected |= {("score", f"results/scores/{model}/{test}.csv") for test in CXR}
+    model = "race_detection/cxr-a/resnet18/lpf-d4/seed0"
+    expected = ALWAYS | TABLES | trainings([model]) | evaluations([model], CXR)
     assert planned_jobs(run, config) == expected
 
 
-def test_changing_one_dataset_option_reruns_exactly_that_dataset_and_its_evaluations(run):
+def ingestion(dataset: str, shards: int = 1) -> set[tuple[str, str]]:
+    """Every job of a synthetic dataset's ingestion, generation included."""
+    return {
+        ("synthesize_cohort", f"data/synthetic/{dataset}"),
+        ("list_files", f"private/{dataset}/files.csv"),
+        *{("ingest_shard", f"results/{dataset}/ingest/shard-{shard}.parquet") for shard in range(shards)},
+        ("gather_dataset", f"results/{dataset}/manifest.parquet"),
+    }
+
+
+def test_changing_an_option_of_a_test_only_dataset_reruns_that_dataset_and_its_evaluations(run):
     config = _tiny_copy()
     config["datasets"]["cxr-b"]["options"]["seed"] = 60
-    expected = ALWAYS | TABLES | {
-        ("synthesize_cohort", "data/synthetic/cxr-b"),
-        ("list_files", "results/cxr-b/ingest/files.csv"),
-        ("ingest_shard", "results/cxr-b/ingest/shard-0.parquet"),
-        ("gather_dataset", "results/cxr-b/manifest.parquet"),
-    }
     # cxr-b trains no model: only the predictions of every model on it are redone.
-    expected |= {("predict", f"results/predictions/{model}/cxr-b.parquet") for model in MODELS}
-    expected |= {("score", f"results/scores/{model}/cxr-b.csv") for model in MODELS}
+    expected = ALWAYS | TABLES | ingestion("cxr-b") | evaluations(MODELS, ["cxr-b"])
     assert planned_jobs(run, config) == expected
 
 
-def test_changing_a_split_fraction_regathers_without_decoding_again(run):
+def test_changing_an_option_of_a_trained_dataset_retrains_its_models_and_reevaluates_them(run):
     config = _tiny_copy()
-    config["datasets"]["cxr-b"]["split"] = {"train": 0.2, "validation": 0.2, "test": 0.6}
-    jobs = planned_jobs(run, config)
-    assert ("gather_dataset", "results/cxr-b/manifest.parquet") in jobs
-    assert not {rule for rule, _ in jobs} & {"synthesize_cohort", "list_files", "ingest_shard", "train_model"}
+    config["datasets"]["cxr-a"]["options"]["seed"] = 50
+    own = [model for model in MODELS if "/cxr-a/" in model]
+    expected = ALWAYS | TABLES | ingestion("cxr-a", shards=2) | trainings(own)
+    # Its own models on every test set, and the other model on it.
+    expected |= evaluations(own, CXR) | evaluations(["race_detection/cxr-null/resnet18/none/seed0"], ["cxr-a"])
+    assert planned_jobs(run, config) == expected
 
 
-def test_threads_and_gpus_rerun_nothing_but_the_config_record(run):
+def test_changing_a_split_fraction_regathers_and_retrains_without_decoding_again(run):
     config = _tiny_copy()
-    config["training"].update(threads=2, gpus=0)
+    config["datasets"]["cxr-a"]["split"] = {"train": 0.6, "validation": 0.2, "test": 0.2}
+    own = [model for model in MODELS if "/cxr-a/" in model]
+    expected = ALWAYS | TABLES | {("gather_dataset", "results/cxr-a/manifest.parquet")} | trainings(own)
+    expected |= evaluations(own, CXR) | evaluations(["race_detection/cxr-null/resnet18/none/seed0"], ["cxr-a"])
+    assert planned_jobs(run, config) == expected
+
+
+def test_changing_a_hyperparameter_retrains_every_model_and_nothing_upstream(run):
+    config = _tiny_copy()
+    config["training"]["lr"] = 0.002
+    assert planned_jobs(run, config) == ALWAYS | TABLES | trainings(MODELS) | evaluations(MODELS, CXR)
+
+
+def test_changing_the_evaluation_rescores_without_predicting_again(run):
+    config = _tiny_copy()
+    config["evaluation"]["bootstrap"] = 400
+    scores = {job for job in evaluations(MODELS, CXR) if job[0] == "score"}
+    assert planned_jobs(run, config) == ALWAYS | TABLES | scores
+
+
+def test_execution_settings_rerun_nothing_but_the_config_record(run):
+    config = _tiny_copy()
+    # Every setting of the execution block, each changed.
+    config["execution"] = {"threads": 2, "gpus": 0, "device": "cpu", "num_workers": 1, "preload_max_gb": 0.5,
+                           "predict_batch_size": 7}
     assert planned_jobs(run, config) == ALWAYS
 
 
@@ -270,9 +310,10 @@ def test_every_model_is_scored_on_every_same_modality_test_set_for_every_class(r
     # A class absent from a small test split has no AUC (NaN), never a made-up one.
     scored = table[table["auc"].notna()]
     assert (table.loc[table["auc"].isna(), "n_images"] == 0).all()
-    assert (scored["n_patients"] > 0).all() and scored["auc"].between(0, 1).all()
+    assert (scored["n_bootstrap_units"] > 0).all() and scored["auc"].between(0, 1).all()
+    assert (table["bootstrap_unit"] == "patient").all() and (table["n_units"] == table["n_images"]).all()
     assert (scored["ci_low"] <= scored["auc"] + 1e-9).all() and (scored["auc"] <= scored["ci_high"] + 1e-9).all()
-    predictions = pd.read_parquet(run / "results/predictions/cxr-a/resnet18/none/seed0/cxr-b.parquet")
+    predictions = pd.read_parquet(run / "results/predictions/race_detection/cxr-a/resnet18/none/seed0/cxr-b.parquet")
     manifest = pd.read_parquet(run / "results/cxr-b/manifest.parquet")
     assert len(predictions) == (manifest["split"] == "test").sum()
     assert np.allclose(predictions[["prob_Asian", "prob_Black", "prob_White"]].sum(axis=1), 1.0, atol=1e-5)
@@ -281,7 +322,7 @@ def test_every_model_is_scored_on_every_same_modality_test_set_for_every_class(r
 
 
 def test_models_have_a_training_log_and_the_figures_are_drawn(run):
-    log = pd.read_csv(run / "results/models/cxr-a/resnet18/none/seed0/train_log.csv")
+    log = pd.read_csv(run / "results/models/race_detection/cxr-a/resnet18/none/seed0/train_log.csv")
     assert list(log["epoch"]) == list(range(1, len(log) + 1)) and len(log) >= 1
     assert {"train_loss", "val_loss", "val_auc", "lr", "seconds", "images_per_second"} <= set(log.columns)
     for name in ("filter_auc.png", "filter_samples.png"):
@@ -330,3 +371,23 @@ def test_report_is_self_contained_with_tables_figures_captions_and_the_config(ru
     assert config["pseudonym_salt"] == "<redacted>"
     assert TINY["pseudonym_salt"] not in html
     assert not any(TINY["pseudonym_salt"].encode() in payload for payload in payloads.values())
+
+
+def test_a_changed_cohort_retrains_its_model_instead_of_reusing_the_old_one(run, tmp_path):
+    """The defect: after a finished run, a strength-0 control restored the signal model from
+    its finished checkpoint (same rows, splits and labels) and reported validation AUC 1.0."""
+    changed = tmp_path / "changed"
+    shutil.copytree(run, changed, symlinks=True)  # copy2 keeps the mtimes: nothing else is stale
+    config = _tiny_copy()
+    config["datasets"]["cxr-a"]["options"]["signal"] = {"strength": 0.0}
+    configfile = changed / "no-signal.yaml"
+    configfile.write_text(yaml.safe_dump(config))
+    log = "results/models/race_detection/cxr-a/resnet18/none/seed0/train_log.csv"
+    result = run_snakemake(changed, "--cores", "2", log, configfile=configfile)
+    assert result.returncode == 0, result.stderr[-4000:]
+    before, after = pd.read_csv(run / log), pd.read_csv(changed / log)
+    print(f"validation AUC by epoch: signal {before['val_auc'].round(3).tolist()}, "
+          f"no signal {after['val_auc'].round(3).tolist()}")
+    assert before["val_auc"].max() > 0.9
+    assert not after["val_auc"].equals(before["val_auc"])
+    assert after["val_auc"].mean() < 0.7

@@ -16,9 +16,9 @@ import jsonschema
 import yaml
 from jsonschema import validators
 
-# The id grammar, not readrace.transforms.perturbations: that one imports torch, and the Snakefile calls
-# validate_config at every parse (dry runs included).
-from readrace.transforms.perturbation_ids import parse_perturbation_id
+# Torch-free, as everything here: the Snakefile calls validate_config at every parse (dry
+# runs included).
+from readrace.experiments import check_experiments, dataset_group
 
 #: Tolerance on the sum of the split fractions.
 _SPLIT_TOLERANCE = 1e-6
@@ -69,12 +69,25 @@ def _describe(error: jsonschema.ValidationError) -> str:
         unknown = sorted(set(error.instance) - allowed)
         prefix = "" if where == "<top level>" else where + "."
         known = ", ".join(sorted(allowed)) or "none"
-        return "; ".join(f"{prefix}{key}: unknown key (allowed here: {known})" for key in unknown)
+        return "; ".join(_unknown_key(prefix + key, known) for key in unknown)
     if error.validator == "required":
         return f"{where}: {error.message}"
     if error.validator in ("oneOf", "anyOf") and error.context:
         return f"{where}: {error.instance!r} matches none of the allowed forms ({error.schema.get('description', error.message)})"
     return f"{where}: {error.message}"
+
+
+#: Keys that moved, old dotted path -> new one, so an older config gets told where.
+MOVED_KEYS: dict[str, str] = {
+    f"training.{key}": f"execution.{key}"
+    for key in ("threads", "gpus", "device", "num_workers", "preload_max_gb", "predict_batch_size")
+}
+
+
+def _unknown_key(path: str, known: str) -> str:
+    if path in MOVED_KEYS:
+        return f"{path}: moved to {MOVED_KEYS[path]} (how a job runs, not what it computes)"
+    return f"{path}: unknown key (allowed here: {known})"
 
 
 def _leaf_errors(errors: Iterator[jsonschema.ValidationError]) -> list[jsonschema.ValidationError]:
@@ -108,7 +121,8 @@ def validate_config(config: dict[str, Any], schema: dict | str | Path) -> dict[s
 
 
 def _check_semantics(config: dict[str, Any]) -> None:
-    """What a JSON schema cannot say: sums, and combinations of keys."""
+    """What a JSON schema cannot say: sums, combinations of keys, the experiment kinds' own
+    checks."""
     problems = []
     for name, dataset in config["datasets"].items():
         split = dataset["split"]
@@ -123,24 +137,37 @@ def _check_semantics(config: dict[str, Any]) -> None:
                 problems.append(f"datasets.{name}.modality: the synthetic adapter generates cxr, ct or mammo, not xr")
             elif dataset["modality"] != "cxr" and site != "A":
                 problems.append(f"datasets.{name}.options.site: {dataset['modality']} has only site A, got {site!r}")
-    for number, block in enumerate(config.get("experiments", [])):
-        for name in block["train"]:
-            if name not in config["datasets"]:
-                problems.append(f"experiments.{number}.train: {name!r} is not a dataset of this config")
-                continue
-            split = config["datasets"][name]["split"]
-            if split["train"] == 0 or split["validation"] == 0:
-                problems.append(
-                    f"experiments.{number}.train: {name!r} has no train or validation split "
-                    "(a test-only dataset is tested on, not trained on)"
-                )
-        for pid in block["perturbations"]:
-            try:
-                parse_perturbation_id(pid)
-            except ValueError as error:
-                problems.append(f"experiments.{number}.perturbations: {str(error).splitlines()[0]}")
+    problems += _check_groups(config)
+    problems += check_experiments(config)
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+
+
+def _check_groups(config: dict[str, Any]) -> list[str]:
+    """The datasets of a group test each other's models: they must share the task modality
+    and the cache size (a filter diameter in frequency bins of the cache grid means another
+    frequency on another grid)."""
+    groups: dict[str, list[str]] = {}
+    for name in config["datasets"]:
+        groups.setdefault(dataset_group(config, name), []).append(name)
+    problems = []
+    for group, names in groups.items():
+        for key, value in (("modality", lambda d: d["modality"]), ("preprocess.size", lambda d: d["preprocess"]["size"])):
+            values = {name: value(config["datasets"][name]) for name in names}
+            if len(set(values.values())) > 1:
+                listed = ", ".join(f"{name}: {v}" for name, v in values.items())
+                problems.append(
+                    f"datasets: the datasets of group {group!r} test each other's models and must share "
+                    f"their {key} ({listed}); give the odd one a group of its own"
+                )
+    return problems
+
+
+def execution_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """The ``execution`` block: how jobs run (threads, GPUs, device, workers, preloading,
+    prediction batch size), never what they compute. No rule takes these as params, so
+    changing them reruns nothing."""
+    return config["execution"]
 
 
 def shard_ids(dataset: dict[str, Any]) -> list[str]:

@@ -1,13 +1,17 @@
 # Configuration, wildcard constraints and the input functions every rule uses.
 import re
 
-from readrace.config import shard_ids, validate_config
-from readrace.experiments import Coordinate, evaluation_datasets, expand_experiments
+from readrace import paths
+from readrace.config import execution_settings, shard_ids, validate_config
+from readrace.experiments import expand_experiments, experiment_targets
 
 validate_config(config, f"{workflow.basedir}/workflow/schemas/config.schema.yaml")
 
 DATASETS = config["datasets"]
-COORDINATES = expand_experiments(config)
+#: Every model of the matrix, by experiment kind (readrace.experiments.KINDS).
+MODELS = expand_experiments(config)
+EXECUTION = execution_settings(config)
+SCHEMAS = f"{workflow.basedir}/workflow/schemas"
 DATASET_PATTERN = "|".join(re.escape(name) for name in DATASETS)
 
 
@@ -19,6 +23,8 @@ wildcard_constraints:
     perturbation=r"[a-z]+(-[a-z0-9.]+)*",
     seed=r"\d+",
     shard=r"\d+",
+    # A model id: a coordinate's path, {kind}/..., several folders deep.
+    model=r"[a-z_]+/[^/]+(/[^/]+)*",
 
 
 def per_attempt(base):
@@ -31,15 +37,6 @@ def per_attempt(base):
         return base * attempt
 
     return resource
-
-
-#: Settings of the training block that say how a job runs, not what it computes: they are
-#: kept out of the params, so that changing them reruns nothing.
-EXECUTION_ONLY = ("threads", "gpus")
-
-
-def training_params(wildcards):
-    return {k: v for k, v in config["training"].items() if k not in EXECUTION_ONLY}
 
 
 def _dataset_keys(*keys):
@@ -91,55 +88,13 @@ def ingest_shard_outputs(wildcards):
     }
 
 
-def coordinate(wildcards):
-    return Coordinate(wildcards.train, wildcards.arch, wildcards.perturbation, int(wildcards.seed))
-
-
-def train_modality(wildcards):
-    return DATASETS[wildcards.train]["modality"]
-
-
-def score_files():
-    """One score file per (model, test dataset) of the experiment matrix."""
-    return [
-        f"results/scores/{c.path}/{test}.csv"
-        for c in COORDINATES
-        for test in evaluation_datasets(config, c.train)
-    ]
-
-
-def filter_coordinates():
-    """Models of the frequency-filter experiments (the paper's Figures 1 and 2)."""
-    return [c for c in COORDINATES if c.perturbation.startswith(("lpf-", "hpf-"))]
-
-
-def filter_figure_inputs(wildcards):
-    """The table, and the cache of the first filtered dataset for the sample images."""
-    dataset = filter_coordinates()[0].train
-    return {
-        "table": "results/tables/race_detection.csv",
-        "manifest": f"results/{dataset}/manifest.parquet",
-        "cache": f"results/{dataset}/cache/images.npy",
-    }
-
-
-def filter_sample_ids(wildcards):
-    """The filter ids to show, low-pass then high-pass, by diameter."""
-    ids = {c.perturbation for c in filter_coordinates()}
-    return sorted(ids, key=lambda pid: (not pid.startswith("lpf"), int(pid.split("-d")[1])))
-
-
 def all_targets():
-    targets = ["results/config.yaml"]
+    targets = [paths.CONFIG_RECORD]
     for name in DATASETS:
         targets += [
-            f"results/{name}/manifest.parquet",
-            f"results/{name}/quarantine.csv",
-            f"results/{name}/cache/images.npy",
-            f"results/{name}/summary.csv",
+            paths.dataset_file(paths.MANIFEST, name),
+            paths.dataset_file(paths.QUARANTINE, name),
+            paths.dataset_file(paths.CACHE, name),
+            paths.dataset_file(paths.SUMMARY, name),
         ]
-    if COORDINATES:
-        targets += ["results/tables/race_detection.csv", "results/tables/race_detection.md"]
-    if filter_coordinates():
-        targets += ["results/figures/filter_auc.png", "results/figures/filter_samples.png"]
-    return targets
+    return targets + experiment_targets(config, MODELS)

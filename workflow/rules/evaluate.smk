@@ -1,24 +1,25 @@
-# Predictions on every test dataset of the model's modality, scores, and the Table-3 table.
+# Evaluation shared by every kind: predictions of an image model on a test dataset, and the
+# scores of any predictions file (readrace.evaluation.predictions is the contract between
+# the two). {model} is a model id, a coordinate's path.
 
 
 rule predict:
     input:
-        model="results/models/{train}/{arch}/{perturbation}/seed{seed}/model.pt",
+        model=paths.model_file("{model}"),
         manifest="results/{test}/manifest.parquet",
         cache="results/{test}/cache/images.npy",
+        descriptor="results/{test}/dataset.json",
     output:
-        "results/predictions/{train}/{arch}/{perturbation}/seed{seed}/{test}.parquet",
+        paths.PREDICTIONS,
     params:
-        modality=train_modality,
-        device=config["training"]["device"],
-        batch_size=config["training"]["predict_batch_size"],
+        schema=f"{SCHEMAS}/predictions.schema.yaml",
     log:
-        "logs/predict/{train}/{arch}/{perturbation}/seed{seed}/{test}.log",
-    threads: config["training"]["threads"]
+        "logs/predict/{model}/{test}.log",
+    threads: EXECUTION["threads"]
     resources:
         mem_mb=per_attempt(8000),
         runtime=per_attempt(60),
-        gpu=config["training"]["gpus"],
+        gpu=EXECUTION["gpus"],
     conda:
         "../../envs/gpu.yaml"
     script:
@@ -27,14 +28,14 @@ rule predict:
 
 rule score:
     input:
-        "results/predictions/{train}/{arch}/{perturbation}/seed{seed}/{test}.parquet",
+        paths.PREDICTIONS,
     output:
-        "results/scores/{train}/{arch}/{perturbation}/seed{seed}/{test}.csv",
+        paths.SCORES,
     params:
-        modality=train_modality,
         evaluation=config["evaluation"],
+        schema=f"{SCHEMAS}/predictions.schema.yaml",
     log:
-        "logs/score/{train}/{arch}/{perturbation}/seed{seed}/{test}.log",
+        "logs/score/{model}/{test}.log",
     resources:
         mem_mb=per_attempt(4000),
         runtime=per_attempt(30),
@@ -42,24 +43,3 @@ rule score:
         "../../envs/cpu.yaml"
     script:
         "../scripts/score.py"
-
-
-rule race_detection_table:
-    input:
-        score_files(),
-    output:
-        csv=report(
-            "results/tables/race_detection.csv",
-            caption="../report/race_detection.rst",
-            category="Race detection",
-        ),
-        markdown="results/tables/race_detection.md",
-    params:
-        modalities={name: dataset["modality"] for name, dataset in DATASETS.items()},
-    log:
-        "logs/race_detection_table.log",
-    localrule: True
-    conda:
-        "../../envs/cpu.yaml"
-    script:
-        "../scripts/race_detection_table.py"

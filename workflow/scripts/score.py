@@ -1,15 +1,13 @@
-"""Job: AUCs with patient-bootstrap intervals for one predictions file."""
+"""Job: AUCs with bootstrap intervals, at every level, for one predictions file."""
 
-import pandas as pd
-
-from readrace.logs import job_logging
+from readrace.evaluation.predictions import read_predictions
 from readrace.evaluation.scoring import score_predictions
+from readrace.logs import job_logging
 
 with job_logging(snakemake.log[0]):
     evaluation = snakemake.params.evaluation
     scores = score_predictions(
-        pd.read_parquet(snakemake.input[0]),
-        snakemake.params.modality,
+        read_predictions(snakemake.input[0], snakemake.params.schema),
         n_boot=evaluation["bootstrap"],
         seed=evaluation["seed"],
         confidence=evaluation["confidence"],

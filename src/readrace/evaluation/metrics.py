@@ -296,6 +296,7 @@ def aggregate_by(
     *,
     label: str = "race",
     patient: str = "patient_id",
+    count: str | None = None,
 ) -> pd.DataFrame:
     """Average the probability columns per ``key`` (e.g. a study = the mean of its slices).
 
@@ -305,17 +306,19 @@ def aggregate_by(
         prob_cols: the probability columns to average.
         label: the label column, carried along (must be constant within a key).
         patient: the patient column, carried along (must be constant within a key).
+        count: a column of per-row counts (images per row, say) to add up per key, so that
+            a study knows how many images it averages.
 
     Returns:
         One row per key value (in order of first appearance) with the columns
-        ``key, label, patient, *prob_cols``.
+        ``key, label, patient, *prob_cols`` (and ``count``, summed).
 
     Raises:
         KeyError: a named column is missing.
         ValueError: a key has rows with two different labels or two different patients.
     """
     prob_cols = list(prob_cols)
-    missing = [c for c in [key, label, patient, *prob_cols] if c not in df.columns]
+    missing = [c for c in [key, label, patient, *prob_cols, *([count] if count else [])] if c not in df.columns]
     if missing:
         raise KeyError(f"aggregate_by: missing columns {missing}")
     if df[key].isna().any():
@@ -332,5 +335,6 @@ def aggregate_by(
     out = groups.agg(
         **{label: (label, "first"), patient: (patient, "first")},
         **{c: (c, "mean") for c in prob_cols},
+        **({count: (count, "sum")} if count else {}),
     )
     return out.reset_index()

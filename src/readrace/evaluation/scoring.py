@@ -1,50 +1,71 @@
-"""Scores from predictions: AUC per class and macro, per evaluation level, with patient CIs.
+"""Scores from predictions: AUC per class and macro, per evaluation level, with bootstrap CIs.
 
-Kept apart from training so that a scoring job never imports torch: re-scoring a whole
-experiment matrix (say with another number of bootstrap resamples) is cheap.
+One stage scores every kind of model: it reads a predictions file (the contract of
+:mod:`readrace.evaluation.predictions`) and needs nothing else. Kept apart from training so
+that a scoring job never imports torch: re-scoring a whole experiment matrix (say with
+another number of bootstrap resamples) is cheap.
+
+A scores table has one row per (level, class), after the predictions' key columns:
+
+``level``
+    what is scored, named for what it is on the test dataset: ``image`` or ``slice`` (the
+    unit the model sees), ``study`` (the mean probability of a study's images), ``patient``
+    (the same, where the dataset's studies are its patients, as NLST's are).
+``auc``, ``ci_low``, ``ci_high``
+    one-vs-rest AUC of the class (``macro``: the mean over classes) and its percentile
+    interval from a bootstrap over ``bootstrap_unit``.
+``n_units``
+    the number of scored units at that level (of that class; ``macro``: all), e.g. studies.
+``n_images``
+    the number of images (slices) behind them.
+``bootstrap_unit``, ``n_bootstrap_units``
+    what the bootstrap resamples (``patient``; ``study`` where the dataset has no patient
+    ids) and how many distinct ones there are.
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
-from readrace.experiments import LEVELS
-from readrace.labels import task_classes
 from readrace.evaluation.metrics import aggregate_by, bootstrap_auc
+from readrace.evaluation.predictions import Predictions
 
-#: Columns of a predictions file besides the probabilities (``prob_{class}``).
-PREDICTION_KEYS: tuple[str, ...] = (
-    "train_dataset", "test_dataset", "arch", "perturbation", "seed",
-    "image_id", "patient_id", "study_id", "race", "label",
+SCORE_COLUMNS: tuple[str, ...] = (
+    "level", "class", "auc", "ci_low", "ci_high", "n_units", "n_images", "bootstrap_unit", "n_bootstrap_units",
 )
 
 
-def probability_columns(modality: str) -> list[str]:
-    return [f"prob_{name}" for name in task_classes(modality)]
+def score_predictions(predictions: Predictions, n_boot: int, seed: int, confidence: float) -> pd.DataFrame:
+    """AUC per class and macro at every level of the predictions, with bootstrap intervals.
 
-
-def score_predictions(
-    predictions: pd.DataFrame, modality: str, n_boot: int, seed: int, confidence: float
-) -> pd.DataFrame:
-    """AUC per class and macro, at every level of the modality, with patient-bootstrap CIs.
-
-    One row per (level, class), keyed by the predictions' coordinate columns.
+    One row per (level, class), led by the predictions' key columns (``kind``, ``model``,
+    ..., ``test_dataset``), then :data:`SCORE_COLUMNS`.
     """
-    classes = list(task_classes(modality))
-    prob_cols = probability_columns(modality)
-    keys = {column: predictions[column].iloc[0] for column in PREDICTION_KEYS[:5]}
+    table, task = predictions.table, predictions.task
+    prob_columns = task.probability_columns
     scored = []
-    for level in LEVELS[modality]:
-        table = predictions
-        if level == "study":
-            table = aggregate_by(predictions, "study_id", prob_cols, label="label", patient="patient_id")
+    for level in predictions.levels:
+        units = table.assign(n_images=1)
+        if level.by is not None:
+            units = aggregate_by(units, level.by, prob_columns, label="label", patient="patient_id", count="n_images")
         result = bootstrap_auc(
-            table["label"].to_numpy(), table[prob_cols].to_numpy(), table["patient_id"].to_numpy(),
-            classes, n_boot=n_boot, seed=seed, level=confidence,
+            units["label"].to_numpy(), units[prob_columns].to_numpy(), units["patient_id"].to_numpy(),
+            task.classes, n_boot=n_boot, seed=seed, level=confidence,
         )
-        result.insert(0, "level", level)
-        scored.append(result)
+        images = units.groupby("label")["n_images"].sum()
+        per_class = [int(images.get(k, 0)) for k in range(task.n_outputs)] + [int(units["n_images"].sum())]
+        scored.append(pd.DataFrame({
+            "level": level.name,
+            "class": result["class"],
+            "auc": result["auc"],
+            "ci_low": result["ci_low"],
+            "ci_high": result["ci_high"],
+            "n_units": result["n_images"],
+            "n_images": per_class,
+            "bootstrap_unit": predictions.bootstrap_unit,
+            "n_bootstrap_units": result["n_patients"],
+        }))
     out = pd.concat(scored, ignore_index=True)
-    for position, (column, value) in enumerate(keys.items()):
+    for position, (column, value) in enumerate(predictions.key_values.items()):
         out.insert(position, column, value)
     return out

@@ -1,7 +1,8 @@
 """The race-detection table: long CSV, and a Markdown rendering laid out like the paper's Table 3.
 
-The CSV has one row per (train_dataset, test_dataset, arch, perturbation, seed, level, class)
-with ``auc``, ``ci_low``, ``ci_high``, ``n_patients`` and ``n_images``. The Markdown keeps the
+The CSV has one row per (model, level, class) of every race-detection model on every test
+dataset: the model's coordinate (train_dataset, arch, perturbation, seed), the test
+dataset, and the scores' columns (:data:`readrace.evaluation.scoring.SCORE_COLUMNS`). The Markdown keeps the
 paper's sections: internal validation and external validation of the chest-radiograph models
 (one column per class), binary (Black or White) detection in the other modalities (the AUC at
 every level, as "0.92 (slice; 0.91-0.93)"), and, beyond the paper's Table 3, every perturbed
@@ -15,13 +16,15 @@ from pathlib import Path
 
 import pandas as pd
 
+from readrace.evaluation.scoring import SCORE_COLUMNS
 from readrace.labels import task_classes
 
 TABLE_COLUMNS: tuple[str, ...] = (
-    "train_dataset", "test_dataset", "arch", "perturbation", "seed", "level", "class",
-    "auc", "ci_low", "ci_high", "n_patients", "n_images",
+    "model", "train_dataset", "test_dataset", "arch", "perturbation", "seed", *SCORE_COLUMNS,
 )
-_SORT = ["train_dataset", "test_dataset", "arch", "perturbation", "seed", "level"]
+#: A model on a test set; its levels keep the task's order (slice before patient), so they
+#: are never sorted by name.
+_MODEL_KEY = ["train_dataset", "test_dataset", "arch", "perturbation", "seed"]
 
 
 def gather_scores(paths: Iterable[str | Path]) -> pd.DataFrame:
@@ -30,7 +33,7 @@ def gather_scores(paths: Iterable[str | Path]) -> pd.DataFrame:
     if not frames:
         return pd.DataFrame(columns=list(TABLE_COLUMNS))
     table = pd.concat(frames, ignore_index=True)[list(TABLE_COLUMNS)]
-    return table.sort_values(_SORT, kind="stable").reset_index(drop=True)
+    return table.sort_values(_MODEL_KEY, kind="stable").reset_index(drop=True)
 
 
 def _cell(row: pd.Series) -> str:
@@ -45,7 +48,7 @@ def _model(row: pd.Series) -> str:
 
 def _class_rows(table: pd.DataFrame, classes: list[str], external: bool) -> list[str]:
     lines = []
-    for _, group in table.groupby(_SORT, sort=True):
+    for _, group in table.groupby([*_MODEL_KEY, "level"], sort=True):
         first = group.iloc[0]
         by_class = group.set_index("class")
         name = _model(first) + (f" to {first['test_dataset']}" if external else "")
@@ -87,7 +90,7 @@ def render_markdown(table: pd.DataFrame, modalities: Mapping[str, str]) -> str:
             "| Model | AUC |",
             "|---|---|",
         ]
-        for _, group in other[other["class"] == "Black"].groupby(_SORT[:5], sort=True):
+        for _, group in other[other["class"] == "Black"].groupby(_MODEL_KEY, sort=True):
             first = group.iloc[0]
             name = _model(first)
             if first["train_dataset"] != first["test_dataset"]:
@@ -97,6 +100,9 @@ def render_markdown(table: pd.DataFrame, modalities: Mapping[str, str]) -> str:
                 for _, row in group.iterrows()
             ]
             lines.append(f"| {name} | " + ", ".join(cells) + " |")
+        by_study = sorted(set(other.loc[other["bootstrap_unit"] == "study", "test_dataset"]))
+        if by_study:
+            lines += ["", f"The intervals on {', '.join(by_study)} resample studies: the dataset has no patient ids."]
 
     perturbed = table[(table["perturbation"] != "none") & (table["class"] == "macro")]
     if len(perturbed):

@@ -1,74 +1,96 @@
-"""The experiment matrix: coordinates, their paths, and what each model is tested on.
+"""Experiments are data: kinds, their coordinates, and the registry that expands them.
 
-An experiment coordinate is (train dataset, architecture, perturbation, seed). Every
-coordinate is one model, trained on its dataset's train split, selected on its validation
-split, and tested on the test split of its own dataset (internal validation) and of every
-other dataset of the same modality in the config (external validation). The coordinate is
-spelled out in every output path, so Snakemake's wildcards expand the matrix and a change
-reruns only the models it touches.
+Each block under ``experiments:`` in the config names its ``kind``. A kind is one
+:class:`ExperimentKind` here (registered in :data:`KINDS`), one rule file
+(``workflow/rules/{kind}.smk``) and one schema block (``$defs/{kind}_block`` in
+``workflow/schemas/config.schema.yaml``). The kind says how a block expands into model
+coordinates, what it checks while the Snakefile is parsed (beyond the schema), and which
+files ``rule all`` asks for.
+
+A coordinate spells its own path (:attr:`Coordinate.path`, ``{kind}/...``): the model's
+directory is ``results/models/{path}``, its predictions ``results/predictions/{path}/{test}``
+(see :mod:`readrace.paths`), so Snakemake's wildcards expand the matrix and a change reruns
+only the models it touches.
+
+Torch-free: the Snakefile expands the matrix while it is parsed, dry runs included.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
-import numpy as np
-import pandas as pd
-
-from readrace.labels import task_classes
-
-#: Evaluation levels per modality: the first is the unit the model sees; "study" averages
-#: the probabilities of a study's slices (CT) or images (mammography), as in the paper.
-LEVELS: dict[str, tuple[str, ...]] = {
-    "cxr": ("image",),
-    "xr": ("image",),
-    "ct": ("slice", "study"),
-    "mammo": ("image", "study"),
-}
+from typing import Any, Protocol
 
 
-@dataclass(frozen=True, order=True)
-class Coordinate:
-    train: str
-    arch: str
-    perturbation: str
-    seed: int
+class Coordinate(Protocol):
+    """One model of an experiment: a frozen, sortable value that spells its path."""
 
     @property
-    def path(self) -> str:
-        """The coordinate as a path: ``{train}/{arch}/{perturbation}/seed{seed}``."""
-        return f"{self.train}/{self.arch}/{self.perturbation}/seed{self.seed}"
+    def kind(self) -> str: ...
+
+    @property
+    def path(self) -> str: ...
 
 
-def expand_experiments(config: dict[str, Any]) -> list[Coordinate]:
-    """Every coordinate of the config's experiment blocks, once each, sorted."""
-    coordinates = {
-        Coordinate(train, arch, perturbation, int(seed))
-        for block in config.get("experiments", [])
-        for train in block["train"]
-        for arch in block["archs"]
-        for perturbation in block["perturbations"]
-        for seed in block["seeds"]
-    }
-    return sorted(coordinates)
+@dataclass(frozen=True)
+class ExperimentKind:
+    """What the registry needs of a kind.
+
+    ``coordinates(block, config)``: the models of one block. ``check(number, block,
+    config)``: problems the schema cannot see, each a line naming the key
+    (``experiments.{number}.perturbations: ...``). ``targets(coordinates, config)``: the
+    files ``rule all`` asks for, given every coordinate of this kind in the config.
+    """
+
+    name: str
+    coordinates: Callable[[dict[str, Any], dict[str, Any]], list[Any]]
+    check: Callable[[int, dict[str, Any], dict[str, Any]], list[str]]
+    targets: Callable[[list[Any], dict[str, Any]], list[str]]
+
+
+def expand_experiments(config: dict[str, Any]) -> dict[str, list[Any]]:
+    """Every coordinate of the config's blocks, by kind, once each and sorted; every
+    registered kind is a key (with an empty list when no block names it)."""
+    found: dict[str, set] = {name: set() for name in KINDS}
+    for block in config.get("experiments", []):
+        found[block["kind"]].update(KINDS[block["kind"]].coordinates(block, config))
+    return {name: sorted(coordinates) for name, coordinates in found.items()}
+
+
+def check_experiments(config: dict[str, Any]) -> list[str]:
+    """Problems of the experiment blocks that the schema cannot express, one line each."""
+    problems: list[str] = []
+    for number, block in enumerate(config.get("experiments", [])):
+        problems += KINDS[block["kind"]].check(number, block, config)
+    return problems
+
+
+def experiment_targets(config: dict[str, Any], coordinates: dict[str, list[Any]]) -> list[str]:
+    """The files ``rule all`` asks for, kind by kind."""
+    return [target for name, kind in KINDS.items() if coordinates[name] for target in kind.targets(coordinates[name], config)]
+
+
+def dataset_group(config: dict[str, Any], name: str) -> str:
+    """The group of a dataset: models are tested on every dataset of their group. The
+    modality, unless the dataset names a ``group``."""
+    dataset = config["datasets"][name]
+    return dataset.get("group") or dataset["modality"]
 
 
 def evaluation_datasets(config: dict[str, Any], train: str) -> list[str]:
     """The datasets a model trained on ``train`` is tested on: itself first, then every other
-    dataset of its group (the modality unless the dataset names a ``group``), in config order."""
-    def group(name: str) -> str:
-        dataset = config["datasets"][name]
-        return dataset.get("group") or dataset["modality"]
-
-    others = [name for name in config["datasets"] if name != train and group(name) == group(train)]
+    dataset of its group, in config order."""
+    group = dataset_group(config, train)
+    others = [name for name in config["datasets"] if name != train and dataset_group(config, name) == group]
     return [train, *others]
 
 
-def task_rows(manifest: pd.DataFrame, modality: str, splits: tuple[str, ...]) -> pd.DataFrame:
-    """Manifest rows of ``splits`` whose race is a class of the modality's task, with an
-    integer ``label`` column in the registry's class order."""
-    classes = task_classes(modality)
-    rows = manifest[manifest["split"].isin(splits) & manifest["race"].isin(classes)].copy()
-    rows["label"] = rows["race"].map({name: k for k, name in enumerate(classes)}).astype(np.int64)
-    return rows
+def _registry() -> dict[str, ExperimentKind]:
+    # The kinds' modules import the helpers above, so the registry is filled last.
+    from readrace.experiments import race_detection
+
+    return {kind.name: kind for kind in (race_detection.KIND,)}
+
+
+#: The experiment kinds, by name.
+KINDS: dict[str, ExperimentKind] = _registry()

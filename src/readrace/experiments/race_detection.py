@@ -1,131 +1,127 @@
-"""The paper's core experiment: train a race classifier per coordinate, predict, score.
+"""Kind ``race_detection``: race classifiers, internal and external validation (Table 3).
 
-- :func:`train_race_model` trains one coordinate on its dataset's cache (train split, model
-  selection on the validation split), resuming from its checkpoint after a kill.
-- :func:`predict_race` writes one row per test image with every class probability, so that
-  every metric is computed from predictions and re-scoring never retrains.
+A block names ``train`` datasets, ``archs``, ``perturbations`` and ``seeds``; every
+combination is one model (:class:`RaceDetectionModel`), trained on its dataset's train split
+with model selection on its validation split, and tested on the test split of every dataset
+of its group (:func:`readrace.experiments.evaluation_datasets`) under the same perturbation.
+The task is race, with the classes of the train dataset's modality
+(:func:`readrace.tasks.race_task`). The frequency-filter models (``lpf-d{D}``, ``hpf-d{D}``)
+also get the paper's Figures 1 and 2.
 
-Scoring the predictions is readrace.evaluation.scoring's job (it needs no torch).
+Rules: ``workflow/rules/race_detection.smk``; schema: ``$defs/race_detection_block``.
 """
 
 from __future__ import annotations
 
-import logging
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-import pandas as pd
+from readrace import paths
+from readrace.experiments import ExperimentKind, evaluation_datasets
+from readrace.tasks import Task, race_task
+from readrace.transforms.perturbation_ids import parse_perturbation_id
 
-from readrace.experiments import Coordinate, task_rows
-from readrace.labels import task_classes
-from readrace.transforms.perturbations import parse_perturbation
-from readrace.evaluation.scoring import probability_columns
-from readrace.training.engine import CHECKPOINT_FILE, StaleCheckpointError, TrainConfig, TrainResult, fit, load_model, predict
+NAME = "race_detection"
 
-log = logging.getLogger(__name__)
-
-def train_config(coordinate: Coordinate, modality: str, training: dict[str, Any]) -> TrainConfig:
-    """The TrainConfig of a coordinate from the config's ``training`` block."""
-    pretrained = training["pretrained"]
-    return TrainConfig(
-        arch=coordinate.arch,
-        n_classes=len(task_classes(modality)),
-        pretrained=None if pretrained == "none" else pretrained,
-        epochs=training["epochs"],
-        batch_size=training["batch_size"],
-        lr=training["lr"],
-        weight_decay=training["weight_decay"],
-        patience=training["patience"],
-        seed=coordinate.seed,
-        device=training["device"],
-        augment=training["augment"],
-        num_workers=training["num_workers"],
-        preload_max_gb=training["preload_max_gb"],
-    )
+#: Perturbations whose models are drawn in the filter figures (AUC against diameter).
+FILTER_PERTURBATIONS = ("lpf", "hpf")
 
 
-def train_race_model(
-    manifest: pd.DataFrame,
-    images: np.ndarray,
-    modality: str,
-    coordinate: Coordinate,
-    training: dict[str, Any],
-    out_dir: str | Path,
-    progress: bool = True,
-) -> TrainResult:
-    """Train one coordinate; a checkpoint of the same config resumes, a stale one is replaced."""
-    rows = task_rows(manifest, modality, ("train", "validation"))
-    labels = np.full(len(images), -1, dtype=np.int64)
-    labels[rows["cache_index"].to_numpy()] = rows["label"].to_numpy()
-    train_idx = rows.loc[rows["split"] == "train", "cache_index"].to_numpy()
-    val_idx = rows.loc[rows["split"] == "validation", "cache_index"].to_numpy()
-    if len(train_idx) == 0 or len(val_idx) == 0:
-        raise ValueError(
-            f"{coordinate.train}: the train and validation splits need images of the classes "
-            f"{', '.join(task_classes(modality))}; found {len(train_idx)} and {len(val_idx)}"
-        )
-    present = sorted(rows.loc[rows["split"] == "validation", "race"].unique())
-    if len(present) < 2:
-        # Model selection is on the validation AUC, which a single class leaves undefined.
-        raise ValueError(
-            f"{coordinate.train}: the validation split holds only {', '.join(present)} patients; "
-            "raise its split.validation fraction or the number of patients"
-        )
-    labels[labels < 0] = 0  # rows outside both splits are never read; fit needs valid codes
-    config = train_config(coordinate, modality, training)
-    perturbation = parse_perturbation(coordinate.perturbation)
-    log.info(
-        "training %s on %d images (validation %d), classes %s",
-        coordinate.path, len(train_idx), len(val_idx), ", ".join(task_classes(modality)),
-    )
-    try:
-        return fit(images, labels, train_idx, val_idx, config, out_dir, perturbation=perturbation, progress=progress)
-    except StaleCheckpointError as error:
-        # Snakemake reruns a job when its params or inputs change: the old checkpoint
-        # belongs to the previous config and must not be resumed.
-        log.warning("%s; training from scratch", error)
-        (Path(out_dir) / CHECKPOINT_FILE).unlink()
-        return fit(images, labels, train_idx, val_idx, config, out_dir, perturbation=perturbation, progress=progress)
+@dataclass(frozen=True, order=True)
+class RaceDetectionModel:
+    """One race classifier: trained on ``train`` with ``arch``, ``perturbation``, ``seed``."""
+
+    train: str
+    arch: str
+    perturbation: str
+    seed: int
+
+    kind = NAME
+    #: The model id as a pattern (the rules' wildcards are the fields).
+    PATH = NAME + "/{train}/{arch}/{perturbation}/seed{seed}"
+
+    @property
+    def path(self) -> str:
+        """The model id, ``race_detection/{train}/{arch}/{perturbation}/seed{seed}``."""
+        return self.PATH.format(train=self.train, arch=self.arch, perturbation=self.perturbation, seed=self.seed)
+
+    @property
+    def columns(self) -> dict[str, Any]:
+        """The coordinate as the key columns of its predictions and scores."""
+        return {"train_dataset": self.train, "arch": self.arch, "perturbation": self.perturbation, "seed": self.seed}
 
 
-def predict_race(
-    model_path: str | Path,
-    manifest: pd.DataFrame,
-    images: np.ndarray,
-    modality: str,
-    coordinate: Coordinate,
-    test_dataset: str,
-    device: str = "auto",
-    batch_size: int = 256,
-) -> pd.DataFrame:
-    """Class probabilities for every test-split image of ``test_dataset`` whose race is a
-    class of the task, under the coordinate's perturbation (as in training)."""
-    model, meta = load_model(model_path, device="cpu")
-    classes = task_classes(modality)
-    if meta["n_classes"] != len(classes):
-        raise ValueError(f"{model_path} has {meta['n_classes']} outputs, the {modality} task {len(classes)} classes")
-    rows = task_rows(manifest, modality, ("test",))
-    if rows.empty:
-        raise ValueError(f"{test_dataset}: no test images of the classes {', '.join(classes)}")
-    probs = predict(
-        model, images, rows["cache_index"].to_numpy(), perturbation=parse_perturbation(coordinate.perturbation),
-        batch_size=batch_size, device=device, seed=coordinate.seed,
-    )
-    out = pd.DataFrame(
-        {
-            "train_dataset": coordinate.train,
-            "test_dataset": test_dataset,
-            "arch": coordinate.arch,
-            "perturbation": coordinate.perturbation,
-            "seed": coordinate.seed,
-            "image_id": rows["image_id"].to_numpy(),
-            "patient_id": rows["patient_id"].to_numpy(),
-            "study_id": rows["study_id"].to_numpy(),
-            "race": rows["race"].to_numpy(),
-            "label": rows["label"].to_numpy(),
-        }
-    )
-    for k, column in enumerate(probability_columns(modality)):
-        out[column] = probs[:, k].astype(np.float64)
-    return out
+def task(config: dict[str, Any], train: str) -> Task:
+    """The task of a model trained on dataset ``train``."""
+    return race_task(config["datasets"][train]["modality"])
+
+
+def coordinates(block: dict[str, Any], config: dict[str, Any]) -> list[RaceDetectionModel]:
+    return [
+        RaceDetectionModel(train, arch, perturbation, int(seed))
+        for train in block["train"]
+        for arch in block["archs"]
+        for perturbation in block["perturbations"]
+        for seed in block["seeds"]
+    ]
+
+
+def check(number: int, block: dict[str, Any], config: dict[str, Any]) -> list[str]:
+    """Datasets that exist and can be trained and tested on; perturbations that parse and fit
+    the cache of every dataset they are applied to."""
+    where = f"experiments.{number}"
+    datasets = config["datasets"]
+    problems = []
+    trained = [name for name in block["train"] if name in datasets]
+    for name in block["train"]:
+        if name not in datasets:
+            problems.append(f"{where}.train: {name!r} is not a dataset of this config")
+            continue
+        split = datasets[name]["split"]
+        if split["train"] == 0 or split["validation"] == 0:
+            problems.append(
+                f"{where}.train: {name!r} has no train or validation split "
+                "(a test-only dataset is tested on, not trained on)"
+            )
+        for test in evaluation_datasets(config, name):
+            if datasets[test]["split"]["test"] == 0:
+                problems.append(
+                    f"datasets.{test}.split.test: 0, but {test!r} is a test set of the models "
+                    f"trained on {name!r} (same group); give it a test split or another group"
+                )
+    for pid in block["perturbations"]:
+        try:
+            parsed = parse_perturbation_id(pid)
+        except ValueError as error:
+            problems.append(f"{where}.perturbations: {str(error).splitlines()[0]}")
+            continue
+        if parsed.name == "res":
+            for name in trained:
+                for test in evaluation_datasets(config, name):
+                    size = datasets[test]["preprocess"]["size"]
+                    if parsed.params[0] > size:
+                        problems.append(
+                            f"{where}.perturbations: {pid} cannot reduce the {size}-pixel cache of "
+                            f"{test!r} to {parsed.params[0]} pixels"
+                        )
+    return sorted(set(problems), key=problems.index)
+
+
+def filter_models(models: list[RaceDetectionModel]) -> list[RaceDetectionModel]:
+    """The models of the frequency-filter experiments (Figures 1 and 2)."""
+    return [m for m in models if parse_perturbation_id(m.perturbation).name in FILTER_PERTURBATIONS]
+
+
+def score_files(models: list[RaceDetectionModel], config: dict[str, Any]) -> list[str]:
+    """One score file per (model, test dataset)."""
+    return [paths.scores(m.path, test) for m in models for test in evaluation_datasets(config, m.train)]
+
+
+def targets(models: list[RaceDetectionModel], config: dict[str, Any]) -> list[str]:
+    files = [paths.RACE_DETECTION_TABLE, paths.RACE_DETECTION_MARKDOWN]
+    if filter_models(models):
+        files += [paths.FILTER_AUC_FIGURE, paths.FILTER_SAMPLES_FIGURE]
+    return files
+
+
+KIND = ExperimentKind(name=NAME, coordinates=coordinates, check=check, targets=targets)
