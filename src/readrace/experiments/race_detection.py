@@ -17,11 +17,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from readrace.experiments import Coordinate, task_rows
+from readrace.experiments import LEVELS, Coordinate, task_rows
 from readrace.labels import task_classes
-from readrace.transforms.perturbations import parse_perturbation
 from readrace.evaluation.scoring import probability_columns
-from readrace.training.engine import CHECKPOINT_FILE, StaleCheckpointError, TrainConfig, TrainResult, fit, load_model, predict
+from readrace.training.checkpoint import CHECKPOINT_FILE, StaleCheckpointError, array_digest, json_digest
+from readrace.training.config import TrainConfig
+from readrace.training.engine import TrainResult, fit
+from readrace.training.inference import load_model, predict
+from readrace.transforms.sample import perturb_and_augment, perturbation_transform
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +42,15 @@ def train_config(coordinate: Coordinate, modality: str, training: dict[str, Any]
         patience=training["patience"],
         seed=coordinate.seed,
         device=training["device"],
-        augment=training["augment"],
         num_workers=training["num_workers"],
         preload_max_gb=training["preload_max_gb"],
     )
+
+
+def race_task(modality: str) -> dict[str, Any]:
+    """The race-detection task of a modality, as model.pt records it."""
+    return {"name": "race", "type": "multiclass", "target": "race",
+            "classes": list(task_classes(modality)), "levels": list(LEVELS[modality])}
 
 
 def train_race_model(
@@ -53,8 +61,13 @@ def train_race_model(
     training: dict[str, Any],
     out_dir: str | Path,
     progress: bool = True,
+    cache_digest: str | None = None,
 ) -> TrainResult:
-    """Train one coordinate; a checkpoint of the same config resumes, a stale one is replaced."""
+    """Train one coordinate; a checkpoint of the same run resumes, a stale one is replaced.
+
+    ``cache_digest`` identifies the content of the cache; when None, the pixels of the
+    train and validation rows are hashed here (:func:`array_digest`).
+    """
     rows = task_rows(manifest, modality, ("train", "validation"))
     labels = np.full(len(images), -1, dtype=np.int64)
     labels[rows["cache_index"].to_numpy()] = rows["label"].to_numpy()
@@ -74,19 +87,25 @@ def train_race_model(
         )
     labels[labels < 0] = 0  # rows outside both splits are never read; fit needs valid codes
     config = train_config(coordinate, modality, training)
-    perturbation = parse_perturbation(coordinate.perturbation)
+    task = race_task(modality)
+    if cache_digest is None:
+        cache_digest = array_digest(images, np.concatenate([train_idx, val_idx]))
+    data_fingerprint = json_digest({"cache": cache_digest, "task": task, "perturbation": coordinate.perturbation})
+    train_transform, eval_transform = perturb_and_augment(coordinate.perturbation, augment=training["augment"])
+    kwargs = dict(data_fingerprint=data_fingerprint, train_transform=train_transform,
+                  eval_transform=eval_transform, task=task, progress=progress)
     log.info(
         "training %s on %d images (validation %d), classes %s",
         coordinate.path, len(train_idx), len(val_idx), ", ".join(task_classes(modality)),
     )
     try:
-        return fit(images, labels, train_idx, val_idx, config, out_dir, perturbation=perturbation, progress=progress)
+        return fit(images, labels, train_idx, val_idx, config, out_dir, **kwargs)
     except StaleCheckpointError as error:
         # Snakemake reruns a job when its params or inputs change: the old checkpoint
-        # belongs to the previous config and must not be resumed.
+        # belongs to the previous run and must not be resumed.
         log.warning("%s; training from scratch", error)
         (Path(out_dir) / CHECKPOINT_FILE).unlink()
-        return fit(images, labels, train_idx, val_idx, config, out_dir, perturbation=perturbation, progress=progress)
+        return fit(images, labels, train_idx, val_idx, config, out_dir, **kwargs)
 
 
 def predict_race(
@@ -105,11 +124,13 @@ def predict_race(
     classes = task_classes(modality)
     if meta["n_classes"] != len(classes):
         raise ValueError(f"{model_path} has {meta['n_classes']} outputs, the {modality} task {len(classes)} classes")
+    if meta["perturbation"] != coordinate.perturbation:
+        raise ValueError(f"{model_path} was trained under {meta['perturbation']!r}, not {coordinate.perturbation!r}")
     rows = task_rows(manifest, modality, ("test",))
     if rows.empty:
         raise ValueError(f"{test_dataset}: no test images of the classes {', '.join(classes)}")
     probs = predict(
-        model, images, rows["cache_index"].to_numpy(), perturbation=parse_perturbation(coordinate.perturbation),
+        model, images, rows["cache_index"].to_numpy(), transform=perturbation_transform(meta["perturbation"]),
         batch_size=batch_size, device=device, seed=coordinate.seed,
     )
     out = pd.DataFrame(
