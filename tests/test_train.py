@@ -532,6 +532,48 @@ def test_a_custom_sampler_and_objective_are_used_and_the_sampler_state_is_checkp
     assert parts_ids["sampler"] == "counting-16" and parts_ids["objective"] == "counting-accuracy"
 
 
+class CountingPrivacy:
+    """A stand-in for DP-SGD: wraps nothing, 'spends' 0.5 epsilon per step."""
+
+    id = "counting-privacy"
+
+    def __init__(self) -> None:
+        self.wrapped = 0
+        self.steps = 0
+
+    def wrap(self, model, optimizer):
+        self.wrapped += 1
+        return model, optimizer
+
+    def after_step(self, batch_size):
+        self.steps += 1
+
+    def epsilon(self):
+        return 0.5 * self.steps
+
+    def state_dict(self):
+        return {"steps": self.steps}
+
+    def load_state_dict(self, state):
+        self.steps = state["steps"]
+
+
+def test_a_privacy_hook_wraps_once_counts_steps_and_its_budget_is_logged_and_checkpointed(data, tmp_path):
+    images, labels = data
+    train, val = np.arange(64), np.arange(64, 80)  # two batches of 32 per epoch
+    privacy = CountingPrivacy()
+    run_fit(images, labels, tmp_path, train=train, val=val, parts=TrainingParts(privacy=privacy),
+            stop_after_epochs=1)
+    assert privacy.wrapped == 1 and privacy.steps == 2
+
+    resumed_privacy = CountingPrivacy()
+    result = run_fit(images, labels, tmp_path, train=train, val=val, parts=TrainingParts(privacy=resumed_privacy))
+    assert result.origin == "resumed" and resumed_privacy.wrapped == 1 and resumed_privacy.steps == 4
+    log = pd.read_csv(tmp_path / LOG_FILE)
+    assert list(log.columns) == [*LOG_COLUMNS, "epsilon"] and log["epsilon"].tolist() == [1.0, 2.0]
+    assert torch.load(tmp_path / MODEL_FILE)["parts"]["privacy"] == "counting-privacy"
+
+
 def test_multilabel_objective_trains_and_predicts_independent_probabilities(data, tmp_path):
     images, disk = data
     noise_label = np.random.default_rng(2).integers(0, 2, len(disk))
