@@ -22,8 +22,8 @@ each, ...), so that a load which drifts during the run weighs on all three alike
    requeued job does; what a resume rebuilds lies outside the timed phase). The rate is
    read from the ``images_per_second`` column of the train_log.csv that fit writes: fit
    times the training phase of each epoch itself and ends the timing with a device sync.
-2. ``compute ceiling``: the same model, prepared with train.py's ``_prepare_model`` and fed
-   through its ``_autocast`` and ``_to_model_input`` (bfloat16 autocast and channels-last on
+2. ``compute ceiling``: the same model, prepared with ``readrace.training.device``'s
+   ``prepare_model`` and fed through its ``autocast`` and ``to_model_input`` (bfloat16 autocast and channels-last on
    CUDA, float32 on CPU), stepping on one random batch already on the device: no data
    loading at all. Timed by this script, with ``torch.cuda.synchronize()`` on CUDA.
 3. ``PNG + DataLoader``: the way the paper's code trained. The same images written as 8-bit
@@ -60,18 +60,14 @@ from PIL import Image
 from torch import nn
 from torchvision.transforms.functional import pil_to_tensor
 
-from readrace.transforms.augment import RandomAffine
 from readrace.models import ARCHITECTURES, build_model
 from readrace.synthetic.anatomy import smooth_noise
-from readrace.training.engine import (
-    LOG_FILE,
-    TrainConfig,
-    _autocast,
-    _prepare_model,
-    _to_model_input,
-    fit,
-    resolve_device,
-)
+from readrace.training.checkpoint import LOG_FILE, array_digest
+from readrace.training.config import TrainConfig
+from readrace.training.device import autocast, prepare_model, resolve_device, to_model_input
+from readrace.training.engine import fit
+from readrace.transforms.augment import RandomAffine
+from readrace.transforms.sample import augmentation_transform
 
 N_CLASSES = 3  # the CXR task's classes; only the width of the last layer depends on it
 
@@ -131,7 +127,7 @@ class PngDataset(torch.utils.data.Dataset):
 def build(config: TrainConfig, device: torch.device) -> tuple[nn.Module, torch.optim.Optimizer]:
     """Model and optimiser as ``fit`` builds them (same seed, so the same initial weights)."""
     torch.manual_seed(config.seed)
-    model = _prepare_model(build_model(config.arch, config.n_classes, config.pretrained), device)
+    model = prepare_model(build_model(config.arch, config.n_classes, config.pretrained), device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     return model.train(), optimizer
 
@@ -142,8 +138,8 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tens
     """One step exactly as ``fit``'s inner loop takes it (its GradScaler is disabled, so omitted)."""
     if augment is not None:
         x = augment(x, generator=generator)
-    with _autocast(device):
-        logits = model(_to_model_input(x, device))
+    with autocast(device):
+        logits = model(to_model_input(x, device))
     loss = F.cross_entropy(logits.float(), y)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -173,21 +169,25 @@ def steady_rate(rates: list[float]) -> float:
 
 
 def fit_epochs(cache: np.ndarray, labels: np.ndarray, train_idx: np.ndarray, val_idx: np.ndarray,
-               config: TrainConfig, out_dir: Path) -> Iterator[float]:
+               config: TrainConfig, augment: bool, out_dir: Path) -> Iterator[float]:
+    digest = array_digest(cache, np.concatenate([train_idx, val_idx]))
+    train_transform = augmentation_transform() if augment else None
     for epoch in range(1, config.epochs + 1):
         # One epoch per call: fit resumes from its checkpoint, as a requeued SLURM job does.
         # What a resume rebuilds (model, optimiser, preloaded cache) lies outside the timed
         # training phase, and process-wide warm state (allocator, cuDNN autotuning) persists.
-        fit(cache, labels, train_idx, val_idx, config, out_dir, stop_after_epochs=1, progress=False)
+        fit(cache, labels, train_idx, val_idx, config, out_dir, data_fingerprint=digest,
+            train_transform=train_transform, stop_after_epochs=1, progress=False)
         log = pd.read_csv(out_dir / LOG_FILE)
         if log["epoch"].iloc[-1] != epoch:
             raise RuntimeError(f"fit stopped before epoch {epoch}: patience must be >= epochs")
         yield float(log["images_per_second"].iloc[-1])
 
 
-def ceiling_epochs(config: TrainConfig, n_train: int, size: int, device: torch.device) -> Iterator[float]:
+def ceiling_epochs(config: TrainConfig, augment: bool, n_train: int, size: int,
+                   device: torch.device) -> Iterator[float]:
     model, optimizer = build(config, device)
-    augment = RandomAffine() if config.augment else None
+    augment = RandomAffine() if augment else None
     generator = torch.Generator().manual_seed(config.seed)  # on the CPU, as fit's augment stream
     data = torch.Generator(device=device).manual_seed(config.seed)
     x = torch.rand(config.batch_size, 1, size, size, generator=data, device=device)
@@ -204,10 +204,10 @@ def ceiling_epochs(config: TrainConfig, n_train: int, size: int, device: torch.d
         yield steps * config.batch_size / (time.perf_counter() - start)
 
 
-def png_epochs(paths: list[str], labels: np.ndarray, config: TrainConfig,
+def png_epochs(paths: list[str], labels: np.ndarray, config: TrainConfig, augment: bool,
                device: torch.device) -> Iterator[float]:
     model, optimizer = build(config, device)
-    augment = RandomAffine() if config.augment else None
+    augment = RandomAffine() if augment else None
     generator = torch.Generator().manual_seed(config.seed)
     loader = torch.utils.data.DataLoader(
         PngDataset(paths, labels),
@@ -273,9 +273,10 @@ def main() -> None:
     config = TrainConfig(
         arch=args.arch, n_classes=N_CLASSES, pretrained=None, epochs=args.epochs,
         batch_size=args.batch_size, patience=args.epochs,  # patience = epochs: never stops early
-        seed=args.seed, device=str(device), augment=not args.no_augment,
-        num_workers=args.workers, preload_max_gb=args.preload_max_gb,
+        seed=args.seed, device=str(device), num_workers=args.workers,
+        preload_max_gb=args.preload_max_gb,
     )
+    augment = not args.no_augment
     n_total = args.images + args.val_images
     train_idx = np.arange(args.images)
     val_idx = np.arange(args.images, n_total)
@@ -288,9 +289,9 @@ def main() -> None:
         png_kib = sum(os.path.getsize(p) for p in paths) / len(paths) / 1024
 
         variants = {
-            "readrace fit": fit_epochs(cache, labels, train_idx, val_idx, config, tmp / "fit"),
-            "compute ceiling": ceiling_epochs(config, args.images, args.size, device),
-            "PNG + DataLoader": png_epochs(paths, labels[train_idx], config, device),
+            "readrace fit": fit_epochs(cache, labels, train_idx, val_idx, config, augment, tmp / "fit"),
+            "compute ceiling": ceiling_epochs(config, augment, args.images, args.size, device),
+            "PNG + DataLoader": png_epochs(paths, labels[train_idx], config, augment, device),
         }
         rates: dict[str, list[float]] = {name: [] for name in variants}
         for _ in range(args.epochs):
@@ -304,7 +305,7 @@ def main() -> None:
     print(f"device {device_name(device)} | torch {torch.__version__} | "
           f"torch threads {torch.get_num_threads()} | {cores} CPU cores usable")
     print(f"{args.arch}, {args.size}x{args.size} px, batch {args.batch_size}, {args.images} training images, "
-          f"{args.epochs} epochs (first not timed), augment {'on' if config.augment else 'off'}, "
+          f"{args.epochs} epochs (first not timed), augment {'on' if augment else 'off'}, "
           f"{args.workers} workers")
     print(f"fit reads the cache {path} ({subset_gib * 1024:.1f} MiB); PNG files average {png_kib:.1f} KiB")
     print(f"{'variant':<20}{'images/s':>10}{'vs ceiling':>12}{'vs PNG loader':>15}")

@@ -1,6 +1,7 @@
-"""readrace.transforms.augment and readrace.training.engine: augmentation, training, resumption, prediction.
+"""readrace.transforms.augment and readrace.training: augmentation, training, the lifecycle of
+its files, resumption, replaceable parts, prediction.
 
-Training runs are tiny (32x32 images, resnet18, CPU, 1-3 epochs) and shared through
+Training runs are tiny (32x32 images, resnet18, CPU, 1-2 epochs) and shared through
 module-scoped fixtures, so the file trains only a handful of times.
 """
 
@@ -8,25 +9,29 @@ from __future__ import annotations
 
 import hashlib
 import pickle
+import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from readrace.transforms.augment import RandomAffine
-from readrace.training.engine import (
-    CHECKPOINT_FILE,
-    LOG_COLUMNS,
-    LOG_FILE,
-    MODEL_FILE,
-    TrainConfig,
-    _RowsDataset,
-    fit,
-    load_model,
+import readrace.training.engine as engine
+from readrace.training.batches import RowsDataset
+from readrace.training.checkpoint import CHECKPOINT_FILE, LOG_FILE, MODEL_FILE, StaleCheckpointError, array_digest
+from readrace.training.config import TrainConfig
+from readrace.training.engine import LOG_COLUMNS, fit
+from readrace.training.inference import load_model, predict
+from readrace.training.parts import (
+    MulticlassObjective,
+    MultilabelObjective,
+    ShuffledBatches,
+    TrainingParts,
     macro_auc,
-    predict,
+    mean_label_auc,
 )
+from readrace.transforms.augment import RandomAffine
+from readrace.transforms.sample import Compose, ImageTransform, augmentation_transform
 
 # Columns of train_log.csv that are functions of the seed (the others are wall-clock times).
 DETERMINISTIC_COLUMNS = ["epoch", "train_loss", "val_loss", "val_auc", "lr"]
@@ -119,6 +124,15 @@ def test_macro_auc_known_answer():
     assert macro_auc(np.array([0, 0, 2, 2, 2, 2]), scores) == pytest.approx((1 + 0.5) / 2)
 
 
+def test_mean_label_auc_known_answer():
+    y = np.array([[1, 0], [1, 1], [0, 0], [0, 1]])
+    scores = np.array([[0.9, 0.5], [0.8, 0.1], [0.2, 0.5], [0.1, 0.9]])
+    # label 0 ranked perfectly (AUC 1); label 1: positives 0.1, 0.9 against 0.5, 0.5 (AUC 0.5)
+    assert mean_label_auc(y, scores) == pytest.approx((1 + 0.5) / 2)
+    # A label with one value only has no AUC and leaves the mean.
+    assert mean_label_auc(np.array([[1, 1], [1, 1], [0, 1], [0, 1]]), scores) == pytest.approx(1.0)
+
+
 # --------------------------------------------------------------------------------------------
 # Training
 
@@ -140,8 +154,18 @@ def faint_noise(x: torch.Tensor, generator: torch.Generator | None = None) -> to
 
 
 TRAIN, VAL, TEST = np.arange(96), np.arange(96, 128), np.arange(128, 176)
-CONFIG = TrainConfig(arch="resnet18", n_classes=2, epochs=2, batch_size=32, lr=1e-3, seed=0,
-                     device="cpu", augment=True)
+CONFIG = TrainConfig(arch="resnet18", n_classes=2, epochs=2, batch_size=32, lr=1e-3, seed=0, device="cpu")
+PERTURB = ImageTransform(faint_noise, stream="perturb", id="faint-noise")
+# The paper's pipeline: the perturbation at training and evaluation, augmentation at training.
+TRANSFORMS = dict(train_transform=Compose([PERTURB, augmentation_transform()]), eval_transform=PERTURB)
+TASK = {"name": "disk", "type": "multiclass", "target": "disk", "classes": ["no", "yes"], "levels": ["image"]}
+
+
+def run_fit(images, labels, out, config=CONFIG, train=TRAIN, val=VAL, **kwargs):
+    """fit as a caller uses it: the data fingerprint is the digest of the pixels it reads."""
+    kwargs = {**TRANSFORMS, "task": TASK, "progress": False, **kwargs}
+    kwargs.setdefault("data_fingerprint", array_digest(images, np.concatenate([train, val])))
+    return fit(images, labels, train, val, config, out, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -151,10 +175,29 @@ def data():
 
 @pytest.fixture(scope="module")
 def uninterrupted(data, tmp_path_factory):
+    """A complete run, its directory as a job killed between committing the finished
+    checkpoint and deleting it leaves it (so that its final state can be compared)."""
     images, labels = data
     out = tmp_path_factory.mktemp("uninterrupted")
-    result = fit(images, labels, TRAIN, VAL, CONFIG, out, perturbation=faint_noise, progress=False)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(engine, "_discard_checkpoint", lambda path: None)
+        result = run_fit(images, labels, out)
     return result, out
+
+
+@pytest.fixture(scope="module")
+def killed(data, tmp_path_factory):
+    """The directory of a run killed after its first epoch."""
+    images, labels = data
+    out = tmp_path_factory.mktemp("killed")
+    result = run_fit(images, labels, out, stop_after_epochs=1)
+    assert not result.finished and result.epochs_completed == 1 and (out / CHECKPOINT_FILE).exists()
+    return out
+
+
+def _copy_run(source, target):
+    for name in (CHECKPOINT_FILE, MODEL_FILE, LOG_FILE):
+        shutil.copy(source / name, target / name)
 
 
 def _digest(path) -> str:
@@ -177,13 +220,18 @@ def _assert_same_tensors(a, b, where=""):
         assert a == b or (a != a and b != b), where  # NaN-safe
 
 
+def _differ(a: dict, b: dict) -> bool:
+    return any(not torch.equal(a[k], b[k]) for k in a if a[k].is_floating_point())
+
+
 def test_learns_a_planted_signal(data, uninterrupted):
     images, labels = data
     result, out = uninterrupted
     assert result.finished and not result.stopped_early and result.epochs_completed == 2
+    assert result.origin == "trained"
     assert result.log["val_auc"].max() > 0.9
     assert result.best_val_auc == result.log["val_auc"].max()
-    probs = predict(result.model, images, TEST, perturbation=faint_noise, device="cpu")
+    probs = predict(result.model, images, TEST, transform=PERTURB, device="cpu")
     assert probs.shape == (len(TEST), 2)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-6)
     assert macro_auc(labels[TEST], probs) > 0.9
@@ -191,10 +239,28 @@ def test_learns_a_planted_signal(data, uninterrupted):
     model, meta = load_model(out / MODEL_FILE)
     assert meta["arch"] == "resnet18" and meta["n_classes"] == 2 and meta["config"]["epochs"] == 2
     assert meta["best_epoch"] == result.best_epoch
-    np.testing.assert_array_equal(predict(model, images, TEST, perturbation=faint_noise, device="cpu"), probs)
+    np.testing.assert_array_equal(predict(model, images, TEST, transform=PERTURB, device="cpu"), probs)
 
 
-def test_predict_keeps_the_order_of_idx(data, uninterrupted):
+def test_model_file_records_what_the_model_is(data, uninterrupted):
+    images, _ = data
+    result, out = uninterrupted
+    # weights_only: model.pt holds plain types only.
+    saved = torch.load(out / MODEL_FILE, weights_only=True)
+    assert saved["task"] == TASK
+    assert saved["perturbation"] == "faint-noise"
+    assert saved["train_transform"] == f"faint-noise+{RandomAffine()!r}"
+    assert saved["fingerprint"] == result.fingerprint
+    assert saved["data_fingerprint"] == array_digest(images, np.arange(128))
+    assert saved["best_val_auc"] == result.best_val_auc and saved["best_epoch"] == result.best_epoch
+    assert saved["config"]["lr"] == CONFIG.lr and saved["config"]["batch_size"] == CONFIG.batch_size
+    assert saved["parts"] == {"model": "readrace.models.build_model", "objective": "multiclass",
+                              "optimizer": "readrace.training.parts.adamw",
+                              "scheduler": "readrace.training.parts.cosine_per_epoch",
+                              "sampler": "shuffled-batches-32", "privacy": "none"}
+
+
+def test_predict_keeps_the_order_of_rows(data, uninterrupted):
     images, _ = data
     result, _ = uninterrupted
     idx = np.array([150, 3, 100, 3, 77])  # unsorted, with a repeat, across batches of 2
@@ -214,63 +280,146 @@ def test_log_has_one_row_per_epoch(uninterrupted):
     assert (log["images_per_second"] > 0).all()
 
 
-def test_resumed_run_ends_identical_to_uninterrupted_run(data, uninterrupted, tmp_path):
+def test_resumed_run_ends_identical_to_uninterrupted_run(data, uninterrupted, killed, tmp_path):
     images, labels = data
     _, reference = uninterrupted
-    killed = fit(images, labels, TRAIN, VAL, CONFIG, tmp_path, perturbation=faint_noise,
-                 stop_after_epochs=1, progress=False)
-    assert not killed.finished and killed.epochs_completed == 1
+    _copy_run(killed, tmp_path)
     assert pd.read_csv(tmp_path / LOG_FILE)["epoch"].tolist() == [1]
 
-    resumed = fit(images, labels, TRAIN, VAL, CONFIG, tmp_path, perturbation=faint_noise, progress=False)
-    assert resumed.finished and resumed.epochs_completed == 2
+    with pytest.MonkeyPatch.context() as patch:  # keep the final checkpoint, to compare it
+        patch.setattr(engine, "_discard_checkpoint", lambda path: None)
+        resumed = run_fit(images, labels, tmp_path)
+    assert resumed.finished and resumed.epochs_completed == 2 and resumed.origin == "resumed"
 
     ours = torch.load(tmp_path / CHECKPOINT_FILE, weights_only=False)
     theirs = torch.load(reference / CHECKPOINT_FILE, weights_only=False)
     for key in ("model", "optimizer", "scheduler", "best_model", "epoch", "best_epoch",
-                "best_val_auc", "bad_epochs", "finished"):
+                "best_val_auc", "bad_epochs", "finished", "fingerprint"):
         _assert_same_tensors(ours[key], theirs[key], key)
-    for key in ("torch", "shuffle", "augment", "perturb"):
-        assert torch.equal(ours["rng"][key], theirs["rng"][key]), key
+    assert torch.equal(ours["rng"]["torch"], theirs["rng"]["torch"])
+    assert set(ours["rng"]["streams"]) == {"shuffle", "augment", "perturb"}
+    for key in ("shuffle", "augment", "perturb"):
+        assert torch.equal(ours["rng"]["streams"][key], theirs["rng"]["streams"][key]), key
     _assert_same_tensors(torch.load(tmp_path / MODEL_FILE)["state_dict"],
                          torch.load(reference / MODEL_FILE)["state_dict"])
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / LOG_FILE)[DETERMINISTIC_COLUMNS],
                                   pd.read_csv(reference / LOG_FILE)[DETERMINISTIC_COLUMNS])
 
     # A resume under another config is refused rather than mixed into this run.
-    with pytest.raises(ValueError, match="lr"):
-        fit(images, labels, TRAIN, VAL, TrainConfig(**{**vars(CONFIG), "lr": 1e-2}), tmp_path,
-            progress=False)
+    with pytest.raises(StaleCheckpointError, match="lr"):
+        run_fit(images, labels, tmp_path, config=TrainConfig(**{**vars(CONFIG), "lr": 1e-2}))
 
 
-def test_fit_on_a_finished_run_trains_no_more(data, uninterrupted):
+def test_a_finished_run_leaves_no_checkpoint_and_a_rerun_trains_afresh(data, uninterrupted, tmp_path):
+    """snakemake --forcerun, or a rerun because an input changed, must retrain."""
     images, labels = data
-    first, out = uninterrupted
-    before = {name: _digest(out / name) for name in (CHECKPOINT_FILE, MODEL_FILE, LOG_FILE)}
-    again = fit(images, labels, TRAIN, VAL, CONFIG, out, perturbation=faint_noise, progress=False)
-    assert {name: _digest(out / name) for name in before} == before
+    first_reference, _ = uninterrupted
+    first = run_fit(images, labels, tmp_path)
+    assert first.finished and first.origin == "trained"
+    assert not (tmp_path / CHECKPOINT_FILE).exists()
+    assert (tmp_path / MODEL_FILE).exists() and (tmp_path / LOG_FILE).exists()
+    stale_log = _digest(tmp_path / LOG_FILE)
+
+    again = run_fit(images, labels, tmp_path)
+    assert again.origin == "trained"
+    assert _digest(tmp_path / LOG_FILE) != stale_log  # rewritten with this run's timings
+    assert not (tmp_path / CHECKPOINT_FILE).exists()
+    # Training is deterministic on CPU: the rerun reproduces the run.
     assert again.finished and again.epochs_completed == 2 and again.best_epoch == first.best_epoch
     _assert_same_tensors(again.model.state_dict(), first.model.state_dict())
-    pd.testing.assert_frame_equal(again.log, first.log)
+    _assert_same_tensors(again.model.state_dict(), first_reference.model.state_dict())
+    pd.testing.assert_frame_equal(again.log[DETERMINISTIC_COLUMNS], first.log[DETERMINISTIC_COLUMNS])
 
 
-def test_a_finished_run_restores_the_outputs_snakemake_deleted(data, uninterrupted, tmp_path):
-    """A forced rerun or a retry finds checkpoint.pt finished and model.pt, train_log.csv gone."""
+class KilledInTheFirstStep(MulticlassObjective):
+    id = "killed"
+
+    def loss(self, logits, targets):
+        raise RuntimeError("killed in the first step")
+
+
+def test_a_fresh_run_deletes_the_outputs_of_an_earlier_run_before_training(data, uninterrupted, tmp_path):
+    """Killed before its first epoch ends, a rerun must not leave the old model looking current."""
+    images, labels = data
+    _, reference = uninterrupted
+    for name in (MODEL_FILE, LOG_FILE):
+        shutil.copy(reference / name, tmp_path / name)
+    with pytest.raises(RuntimeError, match="killed in the first step"):
+        run_fit(images, labels, tmp_path, parts=TrainingParts(objective=KilledInTheFirstStep()))
+    assert not (tmp_path / MODEL_FILE).exists() and not (tmp_path / LOG_FILE).exists()
+
+
+def test_a_job_killed_after_its_finished_checkpoint_restores_its_outputs(data, uninterrupted, tmp_path):
+    """The rerun of a job killed between the finished checkpoint and its deletion finds the
+    checkpoint, and model.pt and train_log.csv gone (Snakemake deletes them before a rerun)."""
     images, labels = data
     _, reference = uninterrupted
     (tmp_path / CHECKPOINT_FILE).write_bytes((reference / CHECKPOINT_FILE).read_bytes())
-    result = fit(images, labels, TRAIN, VAL, CONFIG, tmp_path, perturbation=faint_noise, progress=False)
-    assert result.finished and result.epochs_completed == 2
+    result = run_fit(images, labels, tmp_path)
+    assert result.finished and result.epochs_completed == 2 and result.origin == "restored"
+    assert not (tmp_path / CHECKPOINT_FILE).exists()
     _assert_same_tensors(torch.load(tmp_path / MODEL_FILE)["state_dict"],
                          torch.load(reference / MODEL_FILE)["state_dict"])
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / LOG_FILE), pd.read_csv(reference / LOG_FILE))
+    assert torch.load(tmp_path / MODEL_FILE)["fingerprint"] == result.fingerprint
+
+
+def test_other_pixels_under_the_same_rows_and_labels_retrain(data, uninterrupted, killed, tmp_path):
+    images, labels = data
+    reference, reference_dir = uninterrupted
+    other = images.copy()
+    other[TRAIN] = np.clip(other[TRAIN].astype(np.float32) + 0.05, 0, 1).astype(np.float16)
+    # Neither an unfinished nor a finished checkpoint of the old pixels is taken up.
+    for source in (killed, reference_dir):
+        _copy_run(source, tmp_path)
+        with pytest.raises(StaleCheckpointError, match="data changed"):
+            run_fit(other, labels, tmp_path)
+    # The caller then deletes the checkpoint and trains from scratch: another model.
+    (tmp_path / CHECKPOINT_FILE).unlink()
+    retrained = run_fit(other, labels, tmp_path)
+    assert retrained.origin == "trained"
+    assert _differ(retrained.model.state_dict(), reference.model.state_dict())
+
+
+def test_array_digest_sees_the_pixels_of_its_rows_only():
+    images = np.random.default_rng(0).random((10, 4, 6)).astype(np.float16)
+    rows = np.array([7, 1, 2])
+    digest = array_digest(images, rows)
+    assert digest == array_digest(images.copy(), [1, 2, 7])  # row order does not matter
+    outside = images.copy()
+    outside[0, 2, 3] += 0.25
+    assert array_digest(outside, rows) == digest
+    inside = images.copy()
+    inside[7, 2, 3] += 0.25
+    assert array_digest(inside, rows) != digest
+    assert array_digest(images, [1, 2]) != digest
+    assert array_digest(images.astype(np.float32), rows) != digest
+
+
+@pytest.mark.parametrize("change, what", [
+    (dict(task={**TASK, "classes": ["yes", "no"]}), "task"),
+    (dict(eval_transform=ImageTransform(faint_noise, stream="perturb", id="other-noise")), "transforms"),
+    (dict(train_transform=PERTURB), "transforms"),
+    (dict(parts=TrainingParts(sampler=lambda config: ShuffledBatches(16))), "parts"),
+    (dict(val=VAL[1:]), "rows"),
+    (dict(labels="flipped"), "labels"),
+    (dict(data_fingerprint="another cache"), "data"),
+])
+def test_a_checkpoint_of_another_run_is_refused(data, killed, tmp_path, change, what):
+    images, labels = data
+    _copy_run(killed, tmp_path)
+    if change.pop("labels", None):
+        labels = labels.copy()
+        labels[TRAIN[:5]] = 1 - labels[TRAIN[:5]]
+    with pytest.raises(StaleCheckpointError, match=f"{what} changed"):
+        run_fit(images, labels, tmp_path, **change)
 
 
 def test_no_signal_when_labels_are_shuffled_and_early_stopping(data, tmp_path):
     images, labels = data
     shuffled = np.random.default_rng(1).permutation(labels)
     config = TrainConfig(**{**vars(CONFIG), "patience": 1})
-    result = fit(images, shuffled, TRAIN, VAL, config, tmp_path, progress=False)
+    result = run_fit(images, shuffled, tmp_path, config=config, train_transform=None, eval_transform=None)
     probs = predict(result.model, images, TEST, device="cpu")
     assert macro_auc(shuffled[TEST], probs) < 0.7
     # Early stopping: the best epoch is the first maximum of val_auc, and the run ended
@@ -296,7 +445,7 @@ def test_same_seed_same_weights_whichever_data_path(tmp_path):
     states = {}
     for name, (array, config) in runs.items():
         out = tmp_path / name
-        fit(array, labels, np.arange(48), np.arange(48, 64), config, out, progress=False)
+        run_fit(array, labels, out, config=config, train=np.arange(48), val=np.arange(48, 64))
         states[name] = torch.load(out / MODEL_FILE)["state_dict"]
     for name in runs:
         _assert_same_tensors(states[name], states["preloaded"], name)
@@ -306,7 +455,7 @@ def test_memmap_pickles_as_its_file_not_its_pixels(tmp_path):
     # What DataLoader workers started by spawn or forkserver receive.
     path = tmp_path / "cache.npy"
     np.save(path, np.arange(4 * 64 * 64, dtype=np.float16).reshape(4, 64, 64))
-    dataset = _RowsDataset(np.load(path, mmap_mode="r"))
+    dataset = RowsDataset(np.load(path, mmap_mode="r"))
     blob = pickle.dumps(dataset)
     assert len(blob) < 1000  # the pixels alone are 32 kB
     copy = pickle.loads(blob)
@@ -317,3 +466,178 @@ def test_memmap_pickles_as_its_file_not_its_pixels(tmp_path):
 def test_config_rejects_unknown_architecture():
     with pytest.raises(ValueError, match="resnet18"):
         TrainConfig(arch="alexnet")
+
+
+# --------------------------------------------------------------------------------------------
+# Replaceable parts
+
+
+class CountingSampler:
+    """Batches of 16 in row order (no shuffle), counting the epochs it has cut; the count is
+    its state, so a resumed run must restore it."""
+
+    id = "counting-16"
+    stream = "shuffle"
+
+    def __init__(self) -> None:
+        self.epochs_cut = 0
+        self.batch_sizes: list[int] = []
+
+    def batches(self, rows, generator):
+        self.epochs_cut += 1
+        batches = [np.sort(rows[i:i + 16]) for i in range(0, len(rows), 16)]
+        self.batch_sizes += [len(b) for b in batches]
+        return batches
+
+    def state_dict(self):
+        return {"epochs_cut": self.epochs_cut}
+
+    def load_state_dict(self, state):
+        self.epochs_cut = state["epochs_cut"]
+
+
+class CountingObjective(MulticlassObjective):
+    """Multiclass, counting its losses; scores by accuracy, so the log shows which score it is."""
+
+    id = "counting-accuracy"
+
+    def __init__(self) -> None:
+        self.losses = 0
+
+    def loss(self, logits, targets):
+        self.losses += 1
+        return super().loss(logits, targets)
+
+    def score(self, targets, probabilities):
+        return float((probabilities.argmax(axis=1) == targets).mean())
+
+
+def test_a_custom_sampler_and_objective_are_used_and_the_sampler_state_is_checkpointed(data, tmp_path):
+    images, labels = data
+    train, val = np.arange(48), np.arange(48, 64)
+    sampler, objective = CountingSampler(), CountingObjective()
+    parts = TrainingParts(objective=objective, sampler=lambda config: sampler)
+    killed = run_fit(images, labels, tmp_path, train=train, val=val, parts=parts, stop_after_epochs=1)
+    assert sampler.epochs_cut == 1 and sampler.batch_sizes == [16, 16, 16]  # not the config's 32
+    assert objective.losses == 3 + 1  # three training batches, one validation loss
+    probs = predict(killed.model, images, val, transform=PERTURB, device="cpu")
+    assert killed.log["val_auc"].iloc[0] == pytest.approx(float((probs.argmax(axis=1) == labels[val]).mean()))
+
+    resumed_sampler = CountingSampler()
+    resumed_parts = TrainingParts(objective=objective, sampler=lambda config: resumed_sampler)
+    resumed = run_fit(images, labels, tmp_path, train=train, val=val, parts=resumed_parts)
+    assert resumed.origin == "resumed" and resumed.epochs_completed == 2
+    assert resumed_sampler.epochs_cut == 2  # restored to 1, then one more epoch
+    parts_ids = torch.load(tmp_path / MODEL_FILE)["parts"]
+    assert parts_ids["sampler"] == "counting-16" and parts_ids["objective"] == "counting-accuracy"
+
+
+class CountingPrivacy:
+    """A stand-in for DP-SGD: wraps nothing, 'spends' 0.5 epsilon per step."""
+
+    id = "counting-privacy"
+
+    def __init__(self) -> None:
+        self.wrapped = 0
+        self.steps = 0
+
+    def wrap(self, model, optimizer):
+        self.wrapped += 1
+        return model, optimizer
+
+    def after_step(self, batch_size):
+        self.steps += 1
+
+    def epsilon(self):
+        return 0.5 * self.steps
+
+    def state_dict(self):
+        return {"steps": self.steps}
+
+    def load_state_dict(self, state):
+        self.steps = state["steps"]
+
+
+def test_a_privacy_hook_wraps_once_counts_steps_and_its_budget_is_logged_and_checkpointed(data, tmp_path):
+    images, labels = data
+    train, val = np.arange(64), np.arange(64, 80)  # two batches of 32 per epoch
+    privacy = CountingPrivacy()
+    run_fit(images, labels, tmp_path, train=train, val=val, parts=TrainingParts(privacy=privacy),
+            stop_after_epochs=1)
+    assert privacy.wrapped == 1 and privacy.steps == 2
+
+    resumed_privacy = CountingPrivacy()
+    result = run_fit(images, labels, tmp_path, train=train, val=val, parts=TrainingParts(privacy=resumed_privacy))
+    assert result.origin == "resumed" and resumed_privacy.wrapped == 1 and resumed_privacy.steps == 4
+    log = pd.read_csv(tmp_path / LOG_FILE)
+    assert list(log.columns) == [*LOG_COLUMNS, "epsilon"] and log["epsilon"].tolist() == [1.0, 2.0]
+    assert torch.load(tmp_path / MODEL_FILE)["parts"]["privacy"] == "counting-privacy"
+
+
+def test_multilabel_objective_trains_and_predicts_independent_probabilities(data, tmp_path):
+    images, disk = data
+    noise_label = np.random.default_rng(2).integers(0, 2, len(disk))
+    labels = np.stack([disk, noise_label], axis=1)
+    objective = MultilabelObjective()
+    config = TrainConfig(**{**vars(CONFIG), "epochs": 1})
+    result = run_fit(images, labels, tmp_path, config=config, parts=TrainingParts(objective=objective))
+    probs = predict(result.model, images, TEST, transform=PERTURB, device="cpu", objective=objective)
+    assert probs.shape == (len(TEST), 2) and ((probs > 0) & (probs < 1)).all()
+    assert not np.allclose(probs.sum(axis=1), 1.0)  # sigmoids, not a softmax
+    assert result.log["val_auc"].iloc[0] == pytest.approx(
+        mean_label_auc(labels[VAL], predict(result.model, images, VAL, transform=PERTURB, device="cpu",
+                                            objective=objective)))
+    logits = torch.tensor([[2.0, -1.0]])
+    assert objective.loss(logits, torch.tensor([[1.0, 0.0]])).item() == pytest.approx(
+        float(np.mean([np.log1p(np.exp(-2.0)), np.log1p(np.exp(-1.0))])))
+    with pytest.raises(ValueError, match="multilabel labels must be"):
+        objective.targets(disk, 2, TRAIN)
+
+
+# --------------------------------------------------------------------------------------------
+# The race-detection caller
+
+
+def test_an_image_model_retrains_when_the_cache_changes_under_the_same_manifest(data, tmp_path):
+    from readrace.tasks import race_task
+    from readrace.training.checkpoint import array_digest
+    from readrace.training.image_models import predict_image_model, train_image_model
+
+    images, labels = data
+    splits = np.array(["train"] * 96 + ["validation"] * 32 + ["test"] * 48)
+    manifest = pd.DataFrame({
+        "image_id": [f"{k:016x}" for k in range(176)], "patient_id": [f"{k:016x}" for k in range(176)],
+        "study_id": [f"{k:016x}" for k in range(176)], "race": np.array(["Black", "White"])[labels],
+        "split": splits, "cache_index": np.arange(176),
+    })
+    training = {"pretrained": "none", "epochs": 1, "batch_size": 32, "lr": 1e-3, "weight_decay": 1e-4,
+                "patience": 1, "augment": False}
+    execution = {"device": "cpu", "num_workers": 0, "preload_max_gb": 1.0, "predict_batch_size": 64}
+    task = race_task("ct")
+
+    def train(pixels):
+        return train_image_model(manifest, pixels, dataset="ct-a", task=task, arch="resnet18", perturbation="noise-0.1",
+                                 seed=0, training=training, execution=execution, out_dir=tmp_path,
+                                 cache_digest=array_digest(pixels, np.arange(len(pixels))), progress=False)
+
+    first = train(images)
+    assert first.origin == "trained" and not (tmp_path / CHECKPOINT_FILE).exists()
+    brighter = images.copy()
+    brighter[TRAIN] = np.clip(brighter[TRAIN].astype(np.float32) + 0.05, 0, 1).astype(np.float16)
+    second = train(brighter)
+    assert second.origin == "trained" and second.fingerprint != first.fingerprint
+    assert _differ(second.model.state_dict(), first.model.state_dict())
+
+    _, meta = load_model(tmp_path / MODEL_FILE)
+    assert meta["task"] == task.to_dict() and meta["task"]["type"] == "multiclass"
+    assert meta["perturbation"] == "noise-0.1" and meta["fingerprint"] == second.fingerprint
+    keys = {"kind": "race_detection", "model": "m", "perturbation": "noise-0.1", "test_dataset": "ct-a"}
+    units = {"patient": "patient", "study": "patient"}
+    predictions = predict_image_model(tmp_path / MODEL_FILE, manifest, brighter, keys=keys, units=units,
+                                      execution=execution)
+    assert len(predictions.table) == 48 and predictions.task == task
+    assert [level.name for level in predictions.levels] == ["slice", "patient"]
+    np.testing.assert_allclose(predictions.table[["prob_Black", "prob_White"]].sum(axis=1), 1.0, atol=1e-6)
+    with pytest.raises(ValueError, match="trained under 'noise-0.1'"):
+        predict_image_model(tmp_path / MODEL_FILE, manifest, brighter, keys={**keys, "perturbation": "none"},
+                            units=units, execution=execution)

@@ -1,25 +1,29 @@
-"""Job: predict the race probabilities of one model on one test dataset."""
+"""Job: the class probabilities of one image model on one test dataset."""
+
+import json
 
 import numpy as np
 import pandas as pd
 import torch
 
-from readrace.experiments import Coordinate
+from readrace.config import execution_settings
+from readrace.evaluation.predictions import write_predictions
+from readrace.experiments import model_of
 from readrace.logs import job_logging
-from readrace.race_detection import predict_race
+from readrace.training.image_models import predict_image_model
 
 with job_logging(snakemake.log[0]) as log:
     torch.set_num_threads(snakemake.threads)
     w = snakemake.wildcards
-    predictions = predict_race(
+    model = model_of(w.model)
+    descriptor = json.loads(open(snakemake.input.descriptor).read())
+    predictions = predict_image_model(
         snakemake.input.model,
         pd.read_parquet(snakemake.input.manifest),
         np.load(snakemake.input.cache, mmap_mode="r"),
-        snakemake.params.modality,
-        Coordinate(w.train, w.arch, w.perturbation, int(w.seed)),
-        w.test,
-        device=snakemake.params.device,
-        batch_size=snakemake.params.batch_size,
+        keys={"kind": model.kind, "model": w.model, **model.columns, "test_dataset": w.test},
+        units=descriptor["units"],
+        execution=execution_settings(snakemake.config),
     )
-    predictions.to_parquet(snakemake.output[0], index=False)
-    log.info("%d predictions", len(predictions))
+    write_predictions(predictions, snakemake.output[0], snakemake.params.schema)
+    log.info("%d predictions", len(predictions.table))

@@ -23,13 +23,17 @@ from typing import Any, Protocol
 
 
 class Coordinate(Protocol):
-    """One model of an experiment: a frozen, sortable value that spells its path."""
+    """One model of an experiment: a frozen, sortable value that spells its path (the model
+    id) and gives the key columns of its predictions and scores."""
 
     @property
     def kind(self) -> str: ...
 
     @property
     def path(self) -> str: ...
+
+    @property
+    def columns(self) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -40,12 +44,14 @@ class ExperimentKind:
     config)``: problems the schema cannot see, each a line naming the key
     (``experiments.{number}.perturbations: ...``). ``targets(coordinates, config)``: the
     files ``rule all`` asks for, given every coordinate of this kind in the config.
+    ``model(path)``: the coordinate a model id spells (jobs get the id from their wildcards).
     """
 
     name: str
     coordinates: Callable[[dict[str, Any], dict[str, Any]], list[Any]]
     check: Callable[[int, dict[str, Any], dict[str, Any]], list[str]]
     targets: Callable[[list[Any], dict[str, Any]], list[str]]
+    model: Callable[[str], Any]
 
 
 def expand_experiments(config: dict[str, Any]) -> dict[str, list[Any]]:
@@ -68,6 +74,14 @@ def check_experiments(config: dict[str, Any]) -> list[str]:
 def experiment_targets(config: dict[str, Any], coordinates: dict[str, list[Any]]) -> list[str]:
     """The files ``rule all`` asks for, kind by kind."""
     return [target for name, kind in KINDS.items() if coordinates[name] for target in kind.targets(coordinates[name], config)]
+
+
+def model_of(path: str) -> Any:
+    """The coordinate of a model id, by the kind its first folder names."""
+    kind = path.split("/", 1)[0]
+    if kind not in KINDS:
+        raise ValueError(f"model id {path!r} names no experiment kind (known: {', '.join(KINDS)})")
+    return KINDS[kind].model(path)
 
 
 def dataset_group(config: dict[str, Any], name: str) -> str:

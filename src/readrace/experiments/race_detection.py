@@ -13,6 +13,7 @@ Rules: ``workflow/rules/race_detection.smk``; schema: ``$defs/race_detection_blo
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,10 +46,20 @@ class RaceDetectionModel:
         """The model id, ``race_detection/{train}/{arch}/{perturbation}/seed{seed}``."""
         return self.PATH.format(train=self.train, arch=self.arch, perturbation=self.perturbation, seed=self.seed)
 
+    @classmethod
+    def from_path(cls, path: str) -> RaceDetectionModel:
+        match = _PATH.fullmatch(path)
+        if match is None:
+            raise ValueError(f"{path!r} is not a race-detection model id ({cls.PATH})")
+        return cls(match["train"], match["arch"], match["perturbation"], int(match["seed"]))
+
     @property
     def columns(self) -> dict[str, Any]:
         """The coordinate as the key columns of its predictions and scores."""
         return {"train_dataset": self.train, "arch": self.arch, "perturbation": self.perturbation, "seed": self.seed}
+
+
+_PATH = re.compile(re.escape(NAME) + r"/(?P<train>[^/]+)/(?P<arch>[^/]+)/(?P<perturbation>[^/]+)/seed(?P<seed>\d+)")
 
 
 def task(config: dict[str, Any], train: str) -> Task:
@@ -124,4 +135,5 @@ def targets(models: list[RaceDetectionModel], config: dict[str, Any]) -> list[st
     return files
 
 
-KIND = ExperimentKind(name=NAME, coordinates=coordinates, check=check, targets=targets)
+KIND = ExperimentKind(name=NAME, coordinates=coordinates, check=check, targets=targets,
+                      model=RaceDetectionModel.from_path)

@@ -1,11 +1,12 @@
-"""The paper's core experiment: train a race classifier per coordinate, predict, score.
+"""Image classifiers on a dataset's cache: the training and prediction jobs of every kind
+that trains torchvision networks (race detection today).
 
-- :func:`train_race_model` trains one coordinate on its dataset's cache (train split, model
-  selection on the validation split), resuming from its checkpoint after a kill.
-- :func:`predict_race` writes one row per test image with every class probability, so that
-  every metric is computed from predictions and re-scoring never retrains.
-
-Scoring the predictions is readrace.evaluation.scoring's job (it needs no torch).
+:func:`train_image_model` trains one model for a task on the rows of a training and a
+validation subset, under a perturbation, resuming from its checkpoint after a kill and never
+from a stale one. :func:`predict_image_model` reads what the model is from its model.pt (task,
+classes, perturbation) and scores the test subset of a dataset into the predictions contract
+(:mod:`readrace.evaluation.predictions`), so every metric is computed from predictions and
+re-scoring never retrains.
 """
 
 from __future__ import annotations
@@ -17,115 +18,136 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from readrace.experiments import Coordinate, task_rows
-from readrace.labels import task_classes
-from readrace.transforms.perturbations import parse_perturbation
-from readrace.evaluation.scoring import probability_columns
-from readrace.training.engine import CHECKPOINT_FILE, StaleCheckpointError, TrainConfig, TrainResult, fit, load_model, predict
+from readrace.data.subsets import Subset
+from readrace.evaluation.predictions import Predictions
+from readrace.tasks import Level, Task, level_names
+from readrace.training.checkpoint import CHECKPOINT_FILE, StaleCheckpointError, json_digest
+from readrace.training.config import TrainConfig
+from readrace.training.engine import TrainResult, fit
+from readrace.training.inference import load_model, predict
+from readrace.transforms.sample import perturb_and_augment, perturbation_transform
 
 log = logging.getLogger(__name__)
 
-def train_config(coordinate: Coordinate, modality: str, training: dict[str, Any]) -> TrainConfig:
-    """The TrainConfig of a coordinate from the config's ``training`` block."""
-    pretrained = training["pretrained"]
+TRAIN = Subset.of("train")
+VALIDATION = Subset.of("validation")
+TEST = Subset.of("test")
+
+
+def train_config(arch: str, task: Task, seed: int, training: dict[str, Any], execution: dict[str, Any]) -> TrainConfig:
+    """The TrainConfig of one model: the hyperparameters of the config's ``training`` block,
+    and where and how fast from its ``execution`` block."""
     return TrainConfig(
-        arch=coordinate.arch,
-        n_classes=len(task_classes(modality)),
-        pretrained=None if pretrained == "none" else pretrained,
+        arch=arch,
+        n_classes=task.n_outputs,
+        pretrained=None if training["pretrained"] == "none" else training["pretrained"],
         epochs=training["epochs"],
         batch_size=training["batch_size"],
         lr=training["lr"],
         weight_decay=training["weight_decay"],
         patience=training["patience"],
-        seed=coordinate.seed,
-        device=training["device"],
-        augment=training["augment"],
-        num_workers=training["num_workers"],
-        preload_max_gb=training["preload_max_gb"],
+        seed=seed,
+        device=execution["device"],
+        num_workers=execution["num_workers"],
+        preload_max_gb=execution["preload_max_gb"],
     )
 
 
-def train_race_model(
+def _subset_rows(task: Task, manifest: pd.DataFrame, subset: Subset, what: str, dataset: str) -> pd.DataFrame:
+    rows = task.rows(subset.select(manifest))
+    present = sorted(rows[task.target].unique())
+    if len(present) < 2:
+        # Model selection is on the validation AUC, which a single class leaves undefined;
+        # a model cannot learn from one class.
+        raise ValueError(
+            f"{dataset}: the {what} subset ({subset.to_dict()}) holds {len(rows)} images of the classes "
+            f"{', '.join(present) or 'none'} of {', '.join(task.classes)}; it needs at least two of them "
+            "(raise its split fraction or the number of patients)"
+        )
+    return rows
+
+
+def train_image_model(
     manifest: pd.DataFrame,
     images: np.ndarray,
-    modality: str,
-    coordinate: Coordinate,
+    *,
+    dataset: str,
+    task: Task,
+    arch: str,
+    perturbation: str,
+    seed: int,
     training: dict[str, Any],
+    execution: dict[str, Any],
     out_dir: str | Path,
+    cache_digest: str,
+    train: Subset = TRAIN,
+    validation: Subset = VALIDATION,
     progress: bool = True,
 ) -> TrainResult:
-    """Train one coordinate; a checkpoint of the same config resumes, a stale one is replaced."""
-    rows = task_rows(manifest, modality, ("train", "validation"))
-    labels = np.full(len(images), -1, dtype=np.int64)
-    labels[rows["cache_index"].to_numpy()] = rows["label"].to_numpy()
-    train_idx = rows.loc[rows["split"] == "train", "cache_index"].to_numpy()
-    val_idx = rows.loc[rows["split"] == "validation", "cache_index"].to_numpy()
-    if len(train_idx) == 0 or len(val_idx) == 0:
-        raise ValueError(
-            f"{coordinate.train}: the train and validation splits need images of the classes "
-            f"{', '.join(task_classes(modality))}; found {len(train_idx)} and {len(val_idx)}"
-        )
-    present = sorted(rows.loc[rows["split"] == "validation", "race"].unique())
-    if len(present) < 2:
-        # Model selection is on the validation AUC, which a single class leaves undefined.
-        raise ValueError(
-            f"{coordinate.train}: the validation split holds only {', '.join(present)} patients; "
-            "raise its split.validation fraction or the number of patients"
-        )
-    labels[labels < 0] = 0  # rows outside both splits are never read; fit needs valid codes
-    config = train_config(coordinate, modality, training)
-    perturbation = parse_perturbation(coordinate.perturbation)
-    log.info(
-        "training %s on %d images (validation %d), classes %s",
-        coordinate.path, len(train_idx), len(val_idx), ", ".join(task_classes(modality)),
-    )
+    """Train one model; a checkpoint of the same run resumes, a stale one is replaced.
+
+    ``cache_digest`` identifies the cache's content (the dataset descriptor's digest): with
+    the task, the subsets and the perturbation it is the model's data fingerprint, so a model
+    is reused only when everything that determines it is unchanged.
+    """
+    train_rows = _subset_rows(task, manifest, train, "training", dataset)
+    val_rows = _subset_rows(task, manifest, validation, "validation", dataset)
+    labels = np.zeros(len(images), dtype=np.int64)  # rows outside both subsets are never read
+    for rows in (train_rows, val_rows):
+        labels[rows["cache_index"].to_numpy()] = rows["label"].to_numpy()
+    data_fingerprint = json_digest({
+        "cache": cache_digest, "task": task.to_dict(), "perturbation": perturbation,
+        "train": train.to_dict(), "validation": validation.to_dict(),
+    })
+    train_transform, eval_transform = perturb_and_augment(perturbation, augment=training["augment"])
+    config = train_config(arch, task, seed, training, execution)
+    arguments = dict(data_fingerprint=data_fingerprint, train_transform=train_transform,
+                     eval_transform=eval_transform, task=task.to_dict(), progress=progress)
+    train_idx, val_idx = train_rows["cache_index"].to_numpy(), val_rows["cache_index"].to_numpy()
+    log.info("training %s %s on %d images (validation %d), classes %s", dataset, arch,
+             len(train_idx), len(val_idx), ", ".join(task.classes))
     try:
-        return fit(images, labels, train_idx, val_idx, config, out_dir, perturbation=perturbation, progress=progress)
+        return fit(images, labels, train_idx, val_idx, config, out_dir, **arguments)
     except StaleCheckpointError as error:
-        # Snakemake reruns a job when its params or inputs change: the old checkpoint
-        # belongs to the previous config and must not be resumed.
+        # Snakemake reruns a job when its params or inputs change: the checkpoint of the
+        # previous run must not be resumed.
         log.warning("%s; training from scratch", error)
         (Path(out_dir) / CHECKPOINT_FILE).unlink()
-        return fit(images, labels, train_idx, val_idx, config, out_dir, perturbation=perturbation, progress=progress)
+        return fit(images, labels, train_idx, val_idx, config, out_dir, **arguments)
 
 
-def predict_race(
+def predict_image_model(
     model_path: str | Path,
     manifest: pd.DataFrame,
     images: np.ndarray,
-    modality: str,
-    coordinate: Coordinate,
-    test_dataset: str,
-    device: str = "auto",
-    batch_size: int = 256,
-) -> pd.DataFrame:
-    """Class probabilities for every test-split image of ``test_dataset`` whose race is a
-    class of the task, under the coordinate's perturbation (as in training)."""
+    *,
+    keys: dict[str, Any],
+    units: dict[str, str],
+    execution: dict[str, Any],
+    test: Subset = TEST,
+) -> Predictions:
+    """The model's class probabilities for every image of ``test`` that belongs to its task.
+
+    What the model predicts and under which perturbation come from its model.pt. ``keys``
+    are the columns that identify the model and the test dataset (``kind``, ``model``, the
+    coordinate's columns, ``test_dataset``); ``units`` the test dataset descriptor's, which
+    name the levels and the bootstrap unit for what the dataset's ids are.
+    """
     model, meta = load_model(model_path, device="cpu")
-    classes = task_classes(modality)
-    if meta["n_classes"] != len(classes):
-        raise ValueError(f"{model_path} has {meta['n_classes']} outputs, the {modality} task {len(classes)} classes")
-    rows = task_rows(manifest, modality, ("test",))
+    if keys.get("perturbation", meta["perturbation"]) != meta["perturbation"]:
+        raise ValueError(f"{model_path} was trained under {meta['perturbation']!r}, not {keys['perturbation']!r}")
+    task = Task.from_dict(meta["task"])
+    rows = task.rows(test.select(manifest))
     if rows.empty:
-        raise ValueError(f"{test_dataset}: no test images of the classes {', '.join(classes)}")
-    probs = predict(
-        model, images, rows["cache_index"].to_numpy(), perturbation=parse_perturbation(coordinate.perturbation),
-        batch_size=batch_size, device=device, seed=coordinate.seed,
-    )
-    out = pd.DataFrame(
-        {
-            "train_dataset": coordinate.train,
-            "test_dataset": test_dataset,
-            "arch": coordinate.arch,
-            "perturbation": coordinate.perturbation,
-            "seed": coordinate.seed,
-            "image_id": rows["image_id"].to_numpy(),
-            "patient_id": rows["patient_id"].to_numpy(),
-            "study_id": rows["study_id"].to_numpy(),
-            "race": rows["race"].to_numpy(),
-            "label": rows["label"].to_numpy(),
-        }
-    )
-    for k, column in enumerate(probability_columns(modality)):
-        out[column] = probs[:, k].astype(np.float64)
-    return out
+        raise ValueError(
+            f"{keys.get('test_dataset')}: no images of the classes {', '.join(task.classes)} in the subset {test.to_dict()}"
+        )
+    seed = meta["config"]["seed"]
+    probs = predict(model, images, rows["cache_index"].to_numpy(), transform=perturbation_transform(meta["perturbation"]),
+                    batch_size=execution["predict_batch_size"], device=execution["device"], seed=seed)
+    table = pd.DataFrame({**keys, "image_id": rows["image_id"].to_numpy(), "patient_id": rows["patient_id"].to_numpy(),
+                          "study_id": rows["study_id"].to_numpy(), "label": rows["label"].to_numpy()})
+    for k, column in enumerate(task.probability_columns):
+        table[column] = probs[:, k].astype(np.float64)
+    levels = tuple(Level(name, level.by) for name, level in zip(level_names(task, units), task.levels))
+    return Predictions(table, task, levels, bootstrap_unit=units["patient"], keys=tuple(keys))
