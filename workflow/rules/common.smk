@@ -2,13 +2,19 @@
 import re
 
 from readrace.config import shard_ids, validate_config
+from readrace.data.manifest import load_manifest_schema
 from readrace.experiments import Coordinate, evaluation_datasets, expand_experiments
+from readrace.ingest.values import value_ranges
 
 validate_config(config, f"{workflow.basedir}/workflow/schemas/config.schema.yaml")
 
 DATASETS = config["datasets"]
 COORDINATES = expand_experiments(config)
 DATASET_PATTERN = "|".join(re.escape(name) for name in DATASETS)
+MANIFEST_SCHEMA = f"{workflow.basedir}/workflow/schemas/manifest.schema.yaml"
+# The numbers themselves, not the schema's path, are the shard jobs' params: a changed range
+# re-parses the records, a moved checkout does not re-decode every file.
+VALUE_RANGES = value_ranges(load_manifest_schema(MANIFEST_SCHEMA))
 
 
 wildcard_constraints:
@@ -67,6 +73,10 @@ def dataset_split(wildcards):
     return DATASETS[wildcards.dataset]["split"]
 
 
+def dataset_modality(wildcards):
+    return DATASETS[wildcards.dataset]["modality"]
+
+
 def dataset_root(wildcards):
     """Where a dataset's files are: generated for the synthetic adapter, else options.root."""
     dataset = DATASETS[wildcards.dataset]
@@ -86,7 +96,7 @@ def ingest_shard_outputs(wildcards):
     shards = shard_ids(DATASETS[wildcards.dataset])
     return {
         "rows": expand("results/{{dataset}}/ingest/shard-{shard}.parquet", shard=shards),
-        "quarantine": expand("results/{{dataset}}/ingest/shard-{shard}.quarantine.csv", shard=shards),
+        "quarantine": expand("private/{{dataset}}/ingest/shard-{shard}.quarantine.csv", shard=shards),
         "images": expand("results/{{dataset}}/ingest/shard-{shard}.npy", shard=shards),
     }
 
@@ -137,6 +147,7 @@ def all_targets():
             f"results/{name}/quarantine.csv",
             f"results/{name}/cache/images.npy",
             f"results/{name}/summary.csv",
+            f"results/{name}/dataset.json",
         ]
     if COORDINATES:
         targets += ["results/tables/race_detection.csv", "results/tables/race_detection.md"]

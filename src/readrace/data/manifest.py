@@ -38,7 +38,6 @@ MANIFEST_COLUMNS: tuple[str, ...] = (
     "frame",
     "split",
     "cache_index",
-    "path",
 )
 
 
