@@ -6,7 +6,7 @@ import torch
 
 from readrace.experiments import Coordinate
 from readrace.logs import job_logging
-from readrace.race_detection import train_race_model
+from readrace.experiments.race_detection import train_race_model
 
 with job_logging(snakemake.log[0]) as log:
     torch.set_num_threads(snakemake.threads)
