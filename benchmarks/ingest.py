@@ -73,7 +73,7 @@ def main() -> None:
         jobs = []  # (root, paths of one shard)
         n_files = 0
         for root in roots:
-            files = list_files(make_adapter("synthetic", root, {}), "cxr", args.shards)
+            files = list_files(make_adapter("synthetic", root, {}), "cxr", args.shards, "benchmark-salt")
             n_files += len(files)
             for shard in range(args.shards):
                 jobs.append((root, files.loc[files["shard"] == shard, "path"].tolist()))

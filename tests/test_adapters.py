@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from readrace.data.pseudonym import pseudonymize
 from readrace.ingest.adapters import DatasetError, make_adapter
 from readrace.ingest.listing import list_files, shard_of
 from readrace.synthetic import CohortSpec, generate_cohort
@@ -53,7 +54,8 @@ def test_mis_pointed_root_and_missing_table_are_named(tmp_path):
 
 
 def test_ct_series_stay_in_one_shard_and_shards_are_stable(ct_root):
-    files = list_files(make_adapter("synthetic", ct_root, {}), "ct", 3)
+    files = list_files(make_adapter("synthetic", ct_root, {}), "ct", 3, "salt-for-tests")
+    assert files["file_id"].tolist() == [pseudonymize(p, "salt-for-tests", "file") for p in files["path"]]
     folders = files.assign(folder=files["path"].str.rsplit("/", n=1).str[0])
     assert folders.groupby("folder")["shard"].nunique().max() == 1
     assert files["shard"].nunique() > 1

@@ -35,6 +35,7 @@ from readrace.ingest.adapters.racemap import (
     map_sex,
     patient_race,
 )
+from readrace.data.pseudonym import file_id
 from readrace.ingest.gather import summarize
 from readrace.ingest.shard import ingest_shard
 from readrace.labels import FINDINGS, HISPANIC
@@ -90,16 +91,32 @@ def write_csv(path: Path, rows: list[dict], compress: bool = False) -> None:
     pd.DataFrame(rows).to_csv(path, index=False, compression="gzip" if compress else None)
 
 
-def reasons(result) -> dict[str, str]:
-    return dict(zip(result.quarantine["path"], result.quarantine["reason"]))
+def paths_by_id(files: list[str]) -> dict[str, str]:
+    """The map back from file_id to path (the private listing's), computed independently."""
+    return {file_id(path, SALT): path for path in files}
+
+
+def reasons(result, files: list[str]) -> dict[str, str]:
+    """Source path -> public reason of every quarantined file."""
+    paths = paths_by_id(files)
+    return {paths[f]: reason for f, reason in zip(result.quarantine["file_id"], result.quarantine["reason"])}
+
+
+def rows_by_path(result, files: list[str]) -> pd.DataFrame:
+    return result.rows.set_index(result.rows["file_id"].map(paths_by_id(files)).rename("path"))
+
+
+def kept(result, files: list[str]) -> list[str]:
+    return sorted(rows_by_path(result, files).index)
 
 
 def check_accounted(result, files: list[str]) -> None:
-    """Every file is in the rows or the quarantine, never both."""
-    kept, quarantined = set(result.rows["path"]), set(result.quarantine["path"])
-    assert kept | quarantined == set(files)
-    assert not kept & quarantined
+    """Every file is in the rows or the quarantine, never both, named by its file_id."""
+    ingested, quarantined = set(result.rows["file_id"]), set(result.quarantine["file_id"])
+    assert ingested | quarantined == set(paths_by_id(files))
+    assert not ingested & quarantined
     assert len(result.rows) == result.images.shape[0]
+    assert "path" not in result.rows and "path" not in result.quarantine
 
 
 def summarized(files: list[str], result) -> pd.DataFrame:
@@ -248,7 +265,7 @@ def test_generic_tables(generic_root):
     assert len(files) == 10 and "images/stray/unlisted.png" in files and files == sorted(files)
     studies = adapter.study_table()
     assert len(studies) == 8 and studies[["patient_key", "study_key"]].duplicated().sum() == 0
-    assert study(studies, "P1")[["race", "sex", "age"]].tolist() == ["White", "F", 50.0]
+    assert study(studies, "P1")[["race", "sex", "age"]].tolist() == ["White", "F", "50"]  # as written: ingestion parses
     assert study(studies, "P2")[["race", "sex", "ethnicity"]].tolist() == ["Black", "M", NOT_HISPANIC]
     assert study(studies, "P3")["ethnicity"] == HISPANIC
     assert study(studies, "P4")["race"] == "Unknown"
@@ -265,9 +282,9 @@ def test_generic_ingest_end_to_end(generic_root):
     files = adapter.files()
     result = ingest_shard(adapter, files, "cxr", {"size": 16}, SALT, progress=False)
     check_accounted(result, files)
-    assert sorted(result.rows["path"]) == ["images/p1/a.png", "images/p1/b.png", "images/p2/a.png", "images/p7/a.png"]
-    assert result.rows.set_index("path").loc["images/p2/a.png", ["race", "sex", "age", "view"]].tolist() == ["Black", "M", 61, "AP"]
-    assert reasons(result) == {
+    assert kept(result, files) == ["images/p1/a.png", "images/p1/b.png", "images/p2/a.png", "images/p7/a.png"]
+    assert rows_by_path(result, files).loc["images/p2/a.png", ["race", "sex", "age", "view"]].tolist() == ["Black", "M", 61, "AP"]
+    assert reasons(result, files) == {
         "images/p3/a.png": "excluded: Hispanic or Latino ethnicity",
         "images/p4/a.png": "excluded: race Unknown",
         "images/p5/a.png": CONFLICTING_RACE,
@@ -355,7 +372,7 @@ def test_chexpert_tables(chexpert_root):
     studies = adapter.study_table()
     assert len(studies) == 9
     first = study(studies, "patient00001", "patient00001/study1")
-    assert first[["race", "ethnicity", "sex", "age", "Cardiomegaly", "Edema"]].tolist() == ["White", NOT_HISPANIC, "F", 68.0, 1.0, -1.0]
+    assert first[["race", "ethnicity", "sex", "age", "Cardiomegaly", "Edema"]].tolist() == ["White", NOT_HISPANIC, "F", "68", "1.0", "-1.0"]
     assert np.isnan(first["Pneumonia"])
     assert study(studies, "patient00002", "patient00002/study2")["sex"] == "M"  # "Unknown" falls back to GENDER
     assert study(studies, "patient00003")["ethnicity"] == HISPANIC
@@ -376,7 +393,7 @@ def test_chexpert_ingest_end_to_end(chexpert_root):
     files = adapter.files()
     result = ingest_shard(adapter, files, "cxr", {"size": 16}, SALT, progress=False)
     check_accounted(result, files)
-    assert sorted(result.rows["path"]) == [
+    assert kept(result, files) == [
         "train/patient00001/study1/view1_frontal.jpg",
         "train/patient00002/study1/view1_frontal.jpg",
         "train/patient00002/study2/view1_frontal.jpg",
@@ -384,7 +401,7 @@ def test_chexpert_ingest_end_to_end(chexpert_root):
         "valid/patient64541/study1/view1_frontal.jpg",
     ]
     assert result.rows["study_id"].nunique() == 5 and result.rows["patient_id"].nunique() == 4
-    assert reasons(result) == {
+    assert reasons(result, files) == {
         "train/patient00001/study1/view2_lateral.jpg": "excluded: non-frontal view (Lateral)",
         "train/patient00003/study1/view1_frontal.jpg": "excluded: Hispanic or Latino ethnicity",
         "train/patient00004/study1/view1_frontal.jpg": "excluded: Hispanic or Latino ethnicity",
@@ -487,7 +504,7 @@ def test_mimic_tables(mimic_roots):
     studies = adapter.study_table()
     assert len(studies) == 7
     first = study(studies, "10000001", "50000001")
-    assert first[["race", "sex", "age", "Pleural Effusion", "Atelectasis", "Pneumothorax"]].tolist() == ["White", "F", 62.0, 1.0, -1.0, 0.0]
+    assert first[["race", "sex", "age", "Pleural Effusion", "Atelectasis", "Pneumothorax"]].tolist() == ["White", "F", 62.0, "1.0", "-1.0", "0.0"]
     assert study(studies, "10000001", "50000002")["age"] == 65.0
     assert study(studies, "10000002")[["race", "sex", "age"]].tolist() == ["Black", "M", 45.0]
     assert study(studies, "10000003")["exclusion"] == CONFLICTING_RACE
@@ -521,15 +538,15 @@ def test_mimic_jpg_ingest_end_to_end(mimic_roots):
     files = adapter.files()
     result = ingest_shard(adapter, files, "cxr", {"size": 16}, SALT, progress=False)
     check_accounted(result, files)
-    assert sorted(result.rows["path"]) == [
+    assert kept(result, files) == [
         "files/p10/p10000001/s50000001/d1.jpg",
         "files/p10/p10000001/s50000002/d3.jpg",
         "files/p10/p10000002/s50000003/d4.jpg",
     ]
-    rows = result.rows.set_index("path")
+    rows = rows_by_path(result, files)
     assert rows.loc["files/p10/p10000001/s50000002/d3.jpg", ["race", "sex", "age", "view"]].tolist() == ["White", "F", 65.0, "AP"]
     assert rows.loc["files/p10/p10000001/s50000001/d1.jpg", "Pleural Effusion"] == 1.0
-    assert reasons(result) == {
+    assert reasons(result, files) == {
         "files/p10/p10000001/s50000001/d2.jpg": "excluded: non-frontal view (LATERAL)",
         "files/p10/p10000003/s50000004/d5.jpg": CONFLICTING_RACE,
         "files/p10/p10000004/s50000005/d6.jpg": "excluded: Hispanic or Latino ethnicity",
@@ -597,8 +614,8 @@ def test_hand_atlas_tables_and_ingest(hand_root):
     assert table.loc["misc/7001.dcm", "exclusion"] == unreadable and table.loc["ASIF07/BLKM07/8001.dcm", "exclusion"] == unreadable
     result = ingest_shard(adapter, files, "xr", {"size": 16}, SALT, progress=False)
     check_accounted(result, files)
-    assert sorted(result.rows["path"]) == ["ASI/F/07/3001.dcm", "BLKM12/4001.dcm", "CAU/CAUF03/5001.dcm"]
-    assert reasons(result) == {
+    assert kept(result, files) == ["ASI/F/07/3001.dcm", "BLKM12/4001.dcm", "CAU/CAUF03/5001.dcm"]
+    assert reasons(result, files) == {
         "his/hisM15/6001.dcm": "excluded: Hispanic or Latino ethnicity",
         "misc/7001.dcm": unreadable,
         "ASIF07/BLKM07/8001.dcm": unreadable,
@@ -647,7 +664,7 @@ def test_embed_tables_and_ingest(embed_root):
     assert files == sorted(files) and len(files) == 7 and not any(f.startswith("tables/") for f in files)
     studies = adapter.study_table()
     assert len(studies) == 6
-    assert study(studies, "E1", "A1")[["race", "ethnicity", "age", "breast_density"]].tolist() == ["White", NOT_HISPANIC, 55.2, "C"]
+    assert study(studies, "E1", "A1")[["race", "ethnicity", "age", "breast_density"]].tolist() == ["White", NOT_HISPANIC, "55.2", "C"]
     assert study(studies, "E1", "A2")["breast_density"] == "A"
     assert study(studies, "E2")[["race", "breast_density"]].tolist() == ["Black", "D"]
     assert study(studies, "E3", "A5")["exclusion"] == CONFLICTING_RACE
@@ -657,8 +674,8 @@ def test_embed_tables_and_ingest(embed_root):
     result = ingest_shard(adapter, files, "mammo", {"size": 16}, SALT, progress=False)
     check_accounted(result, files)
     assert len(result.rows) == 4
-    assert result.rows.set_index("path").loc["cohort_1/E1/A1/1.dcm", ["breast_density", "laterality", "view"]].tolist() == ["C", "R", "MLO"]
-    assert reasons(result) == {
+    assert rows_by_path(result, files).loc["cohort_1/E1/A1/1.dcm", ["breast_density", "laterality", "view"]].tolist() == ["C", "R", "MLO"]
+    assert reasons(result, files) == {
         "cohort_1/E3/A4/4.dcm": CONFLICTING_RACE,
         "cohort_1/E4/A6/5.dcm": "excluded: Hispanic or Latino ethnicity",
         "cohort_1/E5/A7/6.dcm": NO_RECORD,
@@ -703,15 +720,15 @@ def test_rspect_tables_and_ingest(rspect_root):
     files = adapter.files()
     assert len(files) == 5 and files[0] == "train/1.2.840.1/1.2.840.1.9/1.2.840.1.9.0.dcm"
     studies = adapter.study_table()
-    assert study(studies, "R1")[["study_key", "race", "sex", "age"]].tolist() == ["1.2.840.1", "White", "F", 70.0]
+    assert study(studies, "R1")[["study_key", "race", "sex", "age"]].tolist() == ["1.2.840.1", "White", "F", "70"]
     assert study(studies, "R2", "1.2.840.2")["exclusion"] == CONFLICTING_RACE
     table = adapter.file_table()
     assert table.loc["train/1.2.840.4/1.2.840.4.9/1.2.840.4.9.0.dcm", "patient_key"] == "1.2.840.4"
     result = ingest_shard(adapter, files, "ct", {"size": 16, "window": {"center": -600, "width": 1500}}, SALT, progress=False)
     check_accounted(result, files)
     assert sorted(result.rows["slice_index"]) == [0, 1] and set(result.rows["race"]) == {"White"}
-    assert reasons(result)["train/1.2.840.4/1.2.840.4.9/1.2.840.4.9.0.dcm"] == NO_RECORD
-    assert reasons(result)["train/1.2.840.3/1.2.840.3.9/1.2.840.3.9.0.dcm"] == CONFLICTING_RACE
+    assert reasons(result, files)["train/1.2.840.4/1.2.840.4.9/1.2.840.4.9.0.dcm"] == NO_RECORD
+    assert reasons(result, files)["train/1.2.840.3/1.2.840.3.9/1.2.840.3.9.0.dcm"] == CONFLICTING_RACE
     with pytest.raises(DatasetError, match="option 'demographics'"):
         make_adapter("rspect", rspect_root, {}).study_table()
     (rspect_root / "train.csv").write_text("StudyInstanceUID,SOPInstanceUID\n1,2\n")
@@ -744,7 +761,7 @@ def test_nlst_tables_and_ingest(nlst_root):
     files = adapter.files()
     assert len(files) == 7 and all(f.startswith("NLST/") for f in files)
     studies = adapter.study_table().set_index("patient_key")
-    assert studies.loc["100001", ["study_key", "race", "ethnicity", "sex", "age"]].tolist() == ["100001", "White", NOT_HISPANIC, "M", 61.0]
+    assert studies.loc["100001", ["study_key", "race", "ethnicity", "sex", "age"]].tolist() == ["100001", "White", NOT_HISPANIC, "M", "61"]
     assert studies.loc["100002", ["race", "sex"]].tolist() == ["Black", "F"]
     assert studies.loc["100004", "race"] == "Other" and pd.isna(studies.loc["100004", "ethnicity"])
     assert pd.isna(studies.loc["100005", "race"])
@@ -752,7 +769,7 @@ def test_nlst_tables_and_ingest(nlst_root):
     result = ingest_shard(adapter, files, "ct", {"size": 16, "window": window}, SALT, progress=False)
     check_accounted(result, files)
     assert len(result.rows) == 3 and sorted(result.rows["slice_index"]) == [0, 0, 1]
-    assert reasons(result) == {
+    assert reasons(result, files) == {
         "NLST/100003/study/series/0.dcm": "excluded: Hispanic or Latino ethnicity",
         "NLST/100004/study/series/0.dcm": "excluded: race Other",
         "NLST/100005/study/series/0.dcm": "excluded: no race recorded",
@@ -808,3 +825,81 @@ def test_chexpert_reads_the_official_xlsx_like_its_csv_export(chexpert_root):
     from_xlsx = make_adapter("chexpert", chexpert_root, {}).study_table()
     assert len(from_xlsx) > 0
     pd.testing.assert_frame_equal(from_xlsx.reset_index(drop=True), from_csv.reset_index(drop=True))
+
+
+# --------------------------------------------------------------------------- units, privacy of reasons, values
+
+
+def test_units_say_what_the_keys_identify(nlst_root, rspect_root, generic_root):
+    assert make_adapter("nlst", nlst_root, {"participants": "nlst_780_prsn_idc_20210527.csv"}).units() == {
+        "patient": "patient", "study": "patient"}  # the study key is the participant
+    assert make_adapter("rspect", rspect_root, {"demographics": "race.csv"}).units() == {"patient": "patient", "study": "study"}
+    pd.read_csv(rspect_root / "race.csv").drop(columns="patient").to_csv(rspect_root / "no_patient.csv", index=False)
+    assert make_adapter("rspect", rspect_root, {"demographics": "no_patient.csv"}).units() == {"patient": "study", "study": "study"}
+    table = pd.read_csv(rspect_root / "race.csv")
+    table.loc[0, "patient"] = np.nan  # one study without its patient: patients are not all patients
+    table.to_csv(rspect_root / "partial.csv", index=False)
+    assert make_adapter("rspect", rspect_root, {"demographics": "partial.csv"}).units()["patient"] == "study"
+    assert generic(generic_root).units() == {"patient": "patient", "study": "study"}
+
+
+def test_an_unknown_view_value_stays_in_the_private_detail(mimic_roots):
+    root, _ = mimic_roots
+    metadata = pd.read_csv(root / "mimic-cxr-2.0.0-metadata.csv.gz", dtype=str)
+    metadata.loc[metadata["dicom_id"] == "d2", "ViewPosition"] = "MRN84412907"
+    metadata.to_csv(root / "mimic-cxr-2.0.0-metadata.csv.gz", index=False, compression="gzip")
+    adapter = mimic(mimic_roots)
+    files = adapter.files()
+    result = ingest_shard(adapter, files, "cxr", {"size": 16}, SALT, progress=False)
+    path = "files/p10/p10000001/s50000001/d2.jpg"
+    assert reasons(result, files)[path] == "excluded: non-frontal view (unrecognised value)"
+    detail = result.quarantine.set_index("file_id").loc[file_id(path, SALT), "detail"]
+    assert detail == "view 'MRN84412907'"
+    assert not result.quarantine["reason"].str.contains("MRN").any()
+
+
+def test_ages_bmis_and_labels_are_passed_as_written_and_counted_when_invalid(generic_root):
+    table = pd.read_csv(generic_root / "manifest.csv", dtype=str)
+    table["bmi"] = None
+    table["Edema"] = None
+    bad = {"images/p1/a.png": ("45Y", "24", "1.0"), "images/p2/a.png": ("n/a", "n/a", "x"),
+           "images/p7/a.png": ("150", "3", "-1.0")}  # fmt: skip
+    for path, (age, bmi, edema) in bad.items():
+        table.loc[table["path"] == path, ["age", "bmi", "Edema"]] = [age, bmi, edema]
+    table.loc[table["path"] == "images/p1/b.png", "age"] = "45Y"  # the same study, as written twice
+    table.to_csv(generic_root / "manifest.csv", index=False)
+    adapter = generic(generic_root)
+    assert study(adapter.study_table(), "P2")[["age", "bmi"]].tolist() == ["n/a", "n/a"]  # not read as missing
+    files = adapter.files()
+    ranges = {"age": (0, 120), "bmi": (5, 100)}
+    result = ingest_shard(adapter, files, "cxr", {"size": 16}, SALT, progress=False, value_ranges=ranges)
+    rows = rows_by_path(result, files)
+    assert rows.loc["images/p1/a.png", "invalid_values"] == "age"
+    assert rows.loc["images/p2/a.png", "invalid_values"] == "age;bmi;Edema"
+    assert rows.loc["images/p7/a.png", "invalid_values"] == "age;bmi"
+    assert rows.loc[list(bad), "age"].isna().all() and rows.loc[["images/p2/a.png", "images/p7/a.png"], "bmi"].isna().all()
+    assert rows.loc["images/p1/a.png", "bmi"] == 24.0 and rows.loc["images/p7/a.png", "Edema"] == -1.0
+    summary = summarized(files, result).set_index(["group", "value"])
+    assert summary.loc[("invalid value", "age"), ["patients", "count"]].tolist() == [3, 4]
+    assert summary.loc[("invalid value", "bmi"), ["patients", "count"]].tolist() == [2, 2]
+    assert summary.loc[("invalid value", "Edema"), ["patients", "count"]].tolist() == [1, 1]
+    assert ("invalid value", "Cardiomegaly") not in summary.index
+
+
+def test_read_table_keeps_as_written_columns_as_text(tmp_path):
+    from readrace.ingest.adapters import read_table
+
+    path = tmp_path / "t.csv"
+    path.write_text("id,race,age\n1,NA,n/a\n2,White,\n3,n/a,NA\n")
+    table = read_table(path, ("id",), as_written=("age", "absent"), dtype={"id": str})
+    assert table["age"].tolist()[0::2] == ["n/a", "NA"] and pd.isna(table["age"][1])
+    assert table["race"].isna().tolist() == [True, False, True]  # other columns read as by default
+    assert table["id"].tolist() == ["1", "2", "3"]
+
+
+def test_mimic_age_from_unparseable_parts_is_left_as_written():
+    from readrace.ingest.adapters.mimic import age_at_study
+
+    ages = age_at_study(pd.Series([60, "sixty", 60, np.nan]), pd.Series([2150, 2150, 2150, 2150]),
+                        pd.Series(["21520101", "21520101", "X1520101", "21520101"]))  # fmt: skip
+    assert ages[0] == 62.0 and ages[1] == "sixty" and ages[2] == "X152" and np.isnan(ages[3])

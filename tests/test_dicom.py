@@ -1,4 +1,7 @@
-"""Known-answer tests of readrace.ingest.dicom on small DICOM files written with pydicom."""
+"""Known-answer tests of readrace.ingest.dicom on small DICOM files written with pydicom.
+
+Every reason is public (it reaches results/): the tests check that paths and unknown header
+values stay out of it and go to the error's private detail."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import pytest
 import SimpleITK as sitk
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
+from pydicom.pixels import convert_color_space
 from pydicom.sequence import Sequence
 from pydicom.uid import (
     BasicTextSRStorage,
@@ -23,6 +27,7 @@ from pydicom.uid import (
     JPEGBaseline8Bit,
     RLELossless,
     RTDoseStorage,
+    SecondaryCaptureImageStorage,
     generate_uid,
 )
 
@@ -72,10 +77,17 @@ def save(ds: Dataset, path: Path) -> Path:
     return path
 
 
-def reason_of(path: Path) -> str:
+def error_of(path: Path) -> DicomReadError:
     with pytest.raises(DicomReadError) as info:
         read_dicom(path)
-    return info.value.reason
+    return info.value
+
+
+def reason_of(path: Path) -> str:
+    """The public reason, checked to name neither the file nor its folder."""
+    reason = error_of(path).reason
+    assert path.name not in reason and str(path.parent) not in reason, reason
+    return reason
 
 
 def linear_window(values: np.ndarray, center: float, width: float) -> np.ndarray:
@@ -396,8 +408,14 @@ def test_text_and_empty_files_are_not_dicom(tmp_path: Path) -> None:
 
 
 def test_missing_path_and_directory_cannot_be_read(tmp_path: Path) -> None:
-    assert reason_of(tmp_path / "absent.dcm").startswith("cannot read file: ")
-    assert reason_of(tmp_path).startswith("cannot read file: ")
+    folder = tmp_path / "MRN84412907"  # exports are named by MRN: the OS message quotes it
+    folder.mkdir()
+    absent = error_of(folder / "ACC2023.dcm")
+    assert absent.reason == "cannot read file: No such file or directory"
+    assert "MRN84412907/ACC2023.dcm" in absent.detail  # privately, the library's message
+    directory = error_of(folder)
+    assert directory.reason == "cannot read file: Is a directory"
+    assert "MRN84412907" in directory.detail and "MRN84412907" not in directory.reason
 
 
 @pytest.mark.parametrize("where", ["pixel data", "pixel data header", "header value"])
@@ -412,7 +430,10 @@ def test_truncated_file(tmp_path: Path, where: str) -> None:
     }[where]
     path = tmp_path / "cut.dcm"
     path.write_bytes(data[:cut])
-    assert reason_of(path).startswith("truncated or corrupt file: ")
+    reason = reason_of(path)
+    assert reason.startswith("truncated or corrupt file: ")
+    if where == "pixel data":  # the sizes are integers the header and file give: public
+        assert reason == f"truncated or corrupt file: pixel data is {stored.nbytes // 2} bytes, {stored.nbytes} expected"
 
 
 @pytest.mark.parametrize(
@@ -450,9 +471,93 @@ def test_non_image_sop_class_with_pixel_data(tmp_path: Path) -> None:
     assert reason_of(save(dose, tmp_path / "dose.dcm")) == "non-image SOP class (RT Dose Storage)"
 
 
-def test_rgb_is_rejected(tmp_path: Path) -> None:
-    rgb = make_dataset(np.zeros((4, 4, 3), dtype=np.uint8), photometric="RGB", modality="OT")
-    assert reason_of(save(rgb, tmp_path / "rgb.dcm")) == "colour image (RGB) is not supported"
+def grey_as_rgb(grey: np.ndarray) -> np.ndarray:
+    return np.repeat(grey[..., None], 3, axis=-1)
+
+
+def colour_dataset(pixels: np.ndarray, photometric: str = "RGB", bits_stored: int = 8, **kwargs: object) -> Dataset:
+    kwargs.setdefault("modality", "OT")
+    return make_dataset(pixels, photometric=photometric, bits_stored=bits_stored,
+                        sop_class=SecondaryCaptureImageStorage, **kwargs)  # fmt: skip
+
+
+GREY = (np.arange(16, dtype=np.uint8).reshape(4, 4) * 17)  # 0 .. 255
+
+
+def test_grey_stored_as_rgb_is_read_as_grey(tmp_path: Path) -> None:
+    image = read_dicom(save(colour_dataset(grey_as_rgb(GREY)), tmp_path / "rgb.dcm"))
+    assert image.frames.shape == (1, 4, 4) and image.frames.dtype == np.float32 and not image.is_ct
+    np.testing.assert_array_equal(image.frames[0], (GREY / 255.0).astype(np.float32))
+    assert image.header.photometric == "RGB"
+
+
+def test_grey_rgb_planar_and_12_bit(tmp_path: Path) -> None:
+    # Colour-by-plane storage (PlanarConfiguration 1), as some film digitisers write it.
+    planar = colour_dataset(grey_as_rgb(GREY))
+    planar.PlanarConfiguration = 1
+    planar.PixelData = np.moveaxis(grey_as_rgb(GREY), -1, 0).tobytes()
+    frames = read_dicom(save(planar, tmp_path / "planar.dcm")).frames
+    np.testing.assert_array_equal(frames[0], (GREY / 255.0).astype(np.float32))
+    # No modality or VOI LUT for colour: the stored value over the BitsStored range.
+    deep = GREY.astype(np.uint16) * 16  # 0 .. 4080 of 4095
+    ds = colour_dataset(grey_as_rgb(deep), bits_stored=12, WindowCenter=100, WindowWidth=10)
+    ds.RescaleSlope, ds.RescaleIntercept = 3, -50
+    frames = read_dicom(save(ds, tmp_path / "deep.dcm")).frames
+    np.testing.assert_array_equal(frames[0], (deep / 4095.0).astype(np.float32))
+
+
+def test_one_differing_pixel_makes_a_colour_image(tmp_path: Path) -> None:
+    pixels = grey_as_rgb(GREY)
+    pixels[2, 3, 1] += 1  # one green value
+    assert reason_of(save(colour_dataset(pixels), tmp_path / "rgb.dcm")) == "colour image (RGB) is not supported"
+    pixels = grey_as_rgb(GREY)
+    pixels[0, 0, 2] += 1  # one blue value
+    assert reason_of(save(colour_dataset(pixels), tmp_path / "rgb2.dcm")) == "colour image (RGB) is not supported"
+
+
+def test_grey_stored_as_ybr_full_is_read_as_grey(tmp_path: Path) -> None:
+    ybr = convert_color_space(grey_as_rgb(GREY), "RGB", "YBR_FULL")
+    assert (ybr[..., 1:] == 128).all() and not np.array_equal(ybr[..., 0], ybr[..., 1])  # stored as YBR
+    image = read_dicom(save(colour_dataset(ybr, photometric="YBR_FULL"), tmp_path / "ybr.dcm"))
+    np.testing.assert_array_equal(image.frames[0], (GREY / 255.0).astype(np.float32))
+    colour = ybr.copy()
+    colour[1, 1, 2] = 140  # a red tint
+    reason = reason_of(save(colour_dataset(colour, photometric="YBR_FULL"), tmp_path / "tint.dcm"))
+    assert reason == "colour image (YBR_FULL) is not supported"
+
+
+def test_constant_and_ct_colour_images(tmp_path: Path) -> None:
+    flat = colour_dataset(np.full((4, 4, 3), 90, np.uint8))
+    assert reason_of(save(flat, tmp_path / "flat.dcm")) == "constant image (no contrast)"
+    frames = np.stack([grey_as_rgb(GREY), np.full((4, 4, 3), 7, np.uint8)])
+    multi = colour_dataset(frames)
+    assert reason_of(save(multi, tmp_path / "multi.dcm")) == "constant image (no contrast) in frame 1"
+    ct = colour_dataset(grey_as_rgb(GREY), modality="CT")
+    assert reason_of(save(ct, tmp_path / "ct.dcm")) == "colour image (RGB) is not supported for CT: no Hounsfield units"
+    palette = colour_dataset(GREY, photometric="PALETTE COLOR")
+    assert reason_of(save(palette, tmp_path / "palette.dcm")) == "colour image (PALETTE COLOR) is not supported"
+
+
+def test_grey_jpeg_and_png_stored_as_colour_follow_the_dicom_rule(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from readrace.ingest.raster import read_raster
+
+    Image.fromarray(grey_as_rgb(GREY), mode="RGB").save(tmp_path / "rgb.png")
+    np.testing.assert_array_equal(read_raster(tmp_path / "rgb.png").frames[0], GREY / np.float32(255))
+    rgba = np.concatenate([grey_as_rgb(GREY), np.full((4, 4, 1), 9, np.uint8)], axis=-1)
+    Image.fromarray(rgba, mode="RGBA").save(tmp_path / "rgba.png")
+    np.testing.assert_array_equal(read_raster(tmp_path / "rgba.png").frames[0], GREY / np.float32(255))
+    # A palette image: pixel k holds index 15 - k, whose palette entry is the grey 17 k.
+    palette = Image.fromarray((15 - GREY // 17).astype(np.uint8), mode="P")
+    palette.putpalette([level for j in range(16) for level in [17 * (15 - j)] * 3])
+    palette.save(tmp_path / "palette.png")
+    np.testing.assert_array_equal(read_raster(tmp_path / "palette.png").frames[0], GREY / np.float32(255))
+    tinted = grey_as_rgb(GREY)
+    tinted[2, 3, 1] += 1
+    Image.fromarray(tinted, mode="RGB").save(tmp_path / "tinted.png")
+    with pytest.raises(DicomReadError, match=r"^colour image \(RGB\) is not supported$"):
+        read_raster(tmp_path / "tinted.png")
 
 
 def test_constant_images(tmp_path: Path) -> None:
@@ -483,9 +588,37 @@ def test_undecodable_compressed_pixel_data_names_the_syntax(tmp_path: Path) -> N
     ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
     ds.PixelData = encapsulate([b"\xff\xd8 not a jpeg stream \xff\xd9"])
     ds["PixelData"].VR = "OB"
-    reason = reason_of(save(ds, tmp_path / "bad.jpg.dcm"))
-    assert reason.startswith("cannot decode transfer syntax JPEG Baseline (Process 1): ")
-    assert len(reason) <= MAX_REASON_LENGTH
+    error = error_of(save(ds, tmp_path / "bad.jpg.dcm"))
+    assert error.reason == "cannot decode transfer syntax JPEG Baseline (Process 1)"
+    assert "libjpeg" in error.detail  # the decoder's own message, privately
+
+
+def test_unregistered_uids_and_unknown_terms_stay_private(tmp_path: Path) -> None:
+    # Header values are free to hold anything, an MRN included: only registered names and
+    # defined terms are quoted in a reason.
+    marker = "84412907"
+    odd = make_dataset(np.eye(4, dtype=np.uint16))
+    odd.PhotometricInterpretation = f"MRN{marker}"
+    error = error_of(save(odd, tmp_path / "odd.dcm"))
+    assert error.reason == "unsupported photometric interpretation (not a defined term)"
+    assert marker in error.detail
+    odd.PhotometricInterpretation = f"YBR_{marker}"
+    error = error_of(save(odd, tmp_path / "ybr.dcm"))
+    assert error.reason == "colour image (unrecognised) is not supported" and marker in error.detail
+    report = Dataset()
+    report.file_meta = FileMetaDataset()
+    report.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    report.SOPClassUID = f"1.2.826.0.1.{marker}"
+    report.SOPInstanceUID = generate_uid(entropy_srcs=["private"])
+    error = error_of(save(report, tmp_path / "report.dcm"))
+    assert error.reason == "no pixel data (SOP class unregistered)" and marker in error.detail
+    private = make_dataset(np.eye(4, dtype=np.uint8))
+    private.file_meta.TransferSyntaxUID = f"1.2.826.0.1.{marker}.1"
+    private.PixelData = encapsulate([b"\x00" * 16])
+    private["PixelData"].VR = "OB"
+    private.save_as(tmp_path / "syntax.dcm", enforce_file_format=True, implicit_vr=False, little_endian=True)
+    error = error_of(tmp_path / "syntax.dcm")
+    assert error.reason == "cannot decode transfer syntax (unregistered)" and marker in error.detail
 
 
 def test_native_decoder_panic_becomes_a_reason(tmp_path: Path) -> None:
@@ -499,8 +632,9 @@ def test_native_decoder_panic_becomes_a_reason(tmp_path: Path) -> None:
     ds.file_meta.TransferSyntaxUID = RLELossless
     ds.PixelData = encapsulate([frame])
     ds["PixelData"].VR = "OB"
-    reason = reason_of(save(ds, tmp_path / "panic.dcm"))
-    assert reason.startswith("cannot decode transfer syntax RLE Lossless: ")
+    error = error_of(save(ds, tmp_path / "panic.dcm"))
+    assert error.reason == "cannot decode transfer syntax RLE Lossless"
+    assert error.detail.startswith("PanicException")
 
 
 def test_damaged_files_only_ever_raise_dicom_read_error(tmp_path: Path) -> None:
@@ -519,6 +653,7 @@ def test_damaged_files_only_ever_raise_dicom_read_error(tmp_path: Path) -> None:
             image = read_dicom(path)
         except DicomReadError as error:
             assert error.reason and not error.reason.startswith("unexpected error"), error.reason
+            assert "damaged" not in error.reason and str(tmp_path) not in error.reason, error.reason
             outcomes["error"] += 1
         else:
             assert image.frames.dtype == np.float32 and np.isfinite(image.frames).all()
@@ -527,7 +662,9 @@ def test_damaged_files_only_ever_raise_dicom_read_error(tmp_path: Path) -> None:
 
 
 def test_reason_is_short_single_line_and_pickles() -> None:
-    error = DicomReadError("truncated or corrupt file: " + "x\n" * 200)
+    error = DicomReadError("truncated or corrupt file: " + "x\n" * 200, "/data/MRN84412907/a.dcm\nline two")
     assert len(error.reason) == MAX_REASON_LENGTH and "\n" not in error.reason
-    assert str(error) == error.reason
-    assert pickle.loads(pickle.dumps(error)).reason == error.reason
+    assert str(error) == error.reason and "MRN" not in str(error)  # str() never shows the detail
+    assert error.detail == "/data/MRN84412907/a.dcm line two"
+    copy = pickle.loads(pickle.dumps(error))
+    assert (copy.reason, copy.detail) == (error.reason, error.detail)

@@ -23,7 +23,7 @@ def _manifest(n: int = 6) -> pd.DataFrame:
                 "modality": "cxr", "dicom_modality": "DX", "view": "PA", "laterality": None,
                 "race": ["Asian", "Black", "White"][i % 3], "sex": "F", "age": 50.0 + i, "bmi": 25.0,
                 "breast_density": None, "manufacturer": "X", "slice_index": None, "frame": 0,
-                "split": "train", "cache_index": i, "path": f"dicom/{i}.dcm",
+                "split": "train", "cache_index": i,
             }
         )
     frame = pd.DataFrame(rows)

@@ -11,7 +11,13 @@ from readrace.evaluation.predictions import Predictions
 from readrace.evaluation.scoring import SCORE_COLUMNS, score_predictions
 from readrace.evaluation.tables import TABLE_COLUMNS, render_markdown
 from readrace.experiments import KINDS, evaluation_datasets, expand_experiments, experiment_targets
-from readrace.experiments.race_detection import RaceDetectionModel, filter_models, score_files
+from readrace.experiments.race_detection import (
+    RaceDetectionModel,
+    filter_figure_inputs,
+    filter_models,
+    filter_sample_ids,
+    score_files,
+)
 from readrace.tasks import Level, Task, level_names, race_task
 
 CONFIG = {
@@ -181,3 +187,11 @@ def test_markdown_has_the_paper_sections():
     assert "(slice; " in text and "1.000 (patient; 1.000-1.000)" in text
     assert text.index("(slice; ") < text.index("(patient; ")
     assert "| cxr-a resnet18 (seed 0) | cxr-a | lpf-d8 | image |" in text
+
+
+def test_the_filter_figures_read_the_first_filtered_dataset_and_show_filters_by_diameter():
+    models = [RaceDetectionModel("cxr-b", "resnet18", pid, 0) for pid in ("hpf-d8", "none", "lpf-d24", "lpf-d2", "res-8")]
+    models.append(RaceDetectionModel("cxr-a", "resnet18", "hpf-d56", 0))
+    assert filter_sample_ids(models) == ["lpf-d2", "lpf-d24", "hpf-d8", "hpf-d56"]
+    assert filter_figure_inputs(sorted(models))["cache"] == "results/cxr-a/cache/images.npy"
+    assert filter_figure_inputs([RaceDetectionModel("cxr-a", "resnet18", "none", 0)]) == {}

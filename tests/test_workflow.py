@@ -81,13 +81,22 @@ def run(tmp_path_factory) -> Path:
     return workdir
 
 
+def private_csv(run: Path, name: str, table: str) -> pd.DataFrame:
+    """A table of the private map back to the source files (paths kept as written)."""
+    return pd.read_csv(run / f"private/{name}/{table}.csv", dtype=str, keep_default_na=False)
+
+
 def test_every_file_is_ingested_or_quarantined(run):
     for name in TINY["datasets"]:
-        files = pd.read_csv(run / f"results/{name}/ingest/files.csv")["path"]
+        files = private_csv(run, name, "files")["path"]
         manifest = pd.read_parquet(run / f"results/{name}/manifest.parquet")
-        quarantine = pd.read_csv(run / f"results/{name}/quarantine.csv")
-        assert set(files) == set(manifest["path"]) | set(quarantine["path"])
-        assert not set(manifest["path"]) & set(quarantine["path"])
+        sources = private_csv(run, name, "sources")
+        quarantine = private_csv(run, name, "quarantine")
+        assert sources["image_id"].tolist() == manifest["image_id"].tolist()
+        assert set(files) == set(sources["path"]) | set(quarantine["path"])
+        assert not set(sources["path"]) & set(quarantine["path"])
+        public = pd.read_csv(run / f"results/{name}/quarantine.csv", dtype=str)
+        assert sorted(public["file_id"]) == sorted(quarantine["file_id"])
         truth = pd.read_csv(run / f"data/synthetic/{name}/truth.csv")
         assert set(files) == set(truth["path"])  # the listing found every generated file
 
@@ -95,7 +104,7 @@ def test_every_file_is_ingested_or_quarantined(run):
 def test_broken_files_and_exclusions_are_quarantined_with_their_reason(run):
     for name in TINY["datasets"]:
         truth = pd.read_csv(run / f"data/synthetic/{name}/truth.csv").set_index("path")
-        quarantine = pd.read_csv(run / f"results/{name}/quarantine.csv").set_index("path")
+        quarantine = private_csv(run, name, "quarantine").set_index("path")
         reasons = quarantine["reason"]
         expected_prefix = {
             "truncated": "truncated",
@@ -122,6 +131,7 @@ def test_no_phi_in_results_or_logs(run):
     phi = set()
     for name in TINY["datasets"]:
         truth = pd.read_csv(run / f"data/synthetic/{name}/truth.csv")
+        phi |= set(truth["path"])  # source paths name the patient's folder (dicom/p00042/...)
         for path in truth.loc[truth["kind"] == "image", "path"][:50]:
             ds = pydicom.dcmread(run / f"data/synthetic/{name}" / path, stop_before_pixels=True)
             phi |= {str(ds.PatientName), ds.PatientBirthDate, ds.PatientID, ds.StudyInstanceUID, ds.SOPInstanceUID}
@@ -133,8 +143,14 @@ def test_no_phi_in_results_or_logs(run):
     # One pass per file: an alternation of every value, longest first.
     pattern = re.compile(b"|".join(re.escape(v.encode()) for v in sorted(phi, key=len, reverse=True)))
     for path in written:
-        found = pattern.search(path.read_bytes())
-        assert found is None, f"{found.group().decode()!r} found in {path}"
+        texts = [path.read_bytes()]
+        if path.suffix == ".parquet":  # compressed: search the decoded table too
+            texts.append(pd.read_parquet(path).to_csv(index=False).encode())
+        for text in texts:
+            found = pattern.search(text)
+            assert found is None, f"{found.group().decode()!r} found in {path}"
+    # The search is not blind: the private map back to the source files holds the paths.
+    assert pattern.search((run / "private/cxr-a/sources.csv").read_bytes())
 
 
 def test_manifest_is_valid_and_splits_are_by_patient(run):
@@ -161,7 +177,8 @@ def test_mammography_is_women_and_cxr_has_findings(run):
 def test_ct_slices_are_in_position_order(run):
     manifest = pd.read_parquet(run / "results/ct/manifest.parquet")
     truth = pd.read_csv(run / "data/synthetic/ct/truth.csv")
-    z = manifest["path"].map(truth.set_index("path")["slice_z"])
+    paths = manifest["image_id"].map(private_csv(run, "ct", "sources").set_index("image_id")["path"])
+    z = paths.map(truth.set_index("path")["slice_z"])
     for _, series in manifest.assign(z=z).groupby("series_id"):
         ordered = series.sort_values("slice_index")
         assert ordered["slice_index"].tolist() == list(range(len(series)))
@@ -227,7 +244,7 @@ def ingestion(dataset: str, shards: int = 1) -> set[tuple[str, str]]:
     """Every job of a synthetic dataset's ingestion, generation included."""
     return {
         ("synthesize_cohort", f"data/synthetic/{dataset}"),
-        ("list_files", f"private/{dataset}/files.csv"),
+        ("list_files", f"results/{dataset}/ingest/files.csv"),
         *{("ingest_shard", f"results/{dataset}/ingest/shard-{shard}.parquet") for shard in range(shards)},
         ("gather_dataset", f"results/{dataset}/manifest.parquet"),
     }
@@ -334,7 +351,8 @@ def test_summary_counts_agree_with_manifest_and_quarantine(run):
     manifest = pd.read_parquet(run / "results/cxr-a/manifest.parquet")
     quarantine = pd.read_csv(run / "results/cxr-a/quarantine.csv")
     by = summary.set_index(["group", "value"])
-    assert by.loc[("files", "found"), "count"] == len(manifest["path"].unique()) + len(quarantine)
+    kept_files = private_csv(run, "cxr-a", "sources")["file_id"].nunique()
+    assert by.loc[("files", "found"), "count"] == kept_files + len(quarantine)
     assert by.loc[("kept", "all"), "count"] == len(manifest)
     assert by.loc[("kept", "all"), "patients"] == manifest["patient_id"].nunique()
     excluded_patients = set(quarantine["patient_id"].dropna()) - set(manifest["patient_id"])
@@ -371,6 +389,21 @@ def test_report_is_self_contained_with_tables_figures_captions_and_the_config(ru
     assert config["pseudonym_salt"] == "<redacted>"
     assert TINY["pseudonym_salt"] not in html
     assert not any(TINY["pseudonym_salt"].encode() in payload for payload in payloads.values())
+
+
+def test_every_dataset_has_a_descriptor_of_its_manifest_and_cache(run):
+    from readrace.data.cache import cache_digest, descriptor_cache_path, read_descriptor
+
+    for name, dataset in TINY["datasets"].items():
+        path = run / f"results/{name}/dataset.json"
+        descriptor = read_descriptor(path)
+        manifest = pd.read_parquet(run / f"results/{name}/manifest.parquet")
+        size = dataset["preprocess"]["size"]
+        assert descriptor["modality"] == dataset["modality"]
+        assert (descriptor["n_images"], descriptor["n_patients"]) == (len(manifest), manifest["patient_id"].nunique())
+        assert descriptor["cache"]["shape"] == [len(manifest), size, size] and descriptor["cache"]["dtype"] == "float16"
+        assert descriptor["cache"]["sha256"] == cache_digest(descriptor_cache_path(path, descriptor))
+        assert descriptor["units"] == {"patient": "patient", "study": "study"}
 
 
 def test_a_changed_cohort_retrains_its_model_instead_of_reusing_the_old_one(run, tmp_path):

@@ -51,6 +51,11 @@ BREAST_DENSITY: tuple[str, ...] = ("A", "B", "C", "D")
 
 SEXES: tuple[str, ...] = ("F", "M")
 
+#: Quarantine reason of a race value outside RACE_CATEGORIES. The value itself is left out:
+#: reasons are public, and a free-text value could be anything (ingestion keeps it in the
+#: private detail).
+UNMAPPED_RACE = "excluded: unmapped race value"
+
 
 def task_classes(modality: str) -> tuple[str, ...]:
     """Return the race classes of the detection task for ``modality``, in output order."""
@@ -74,5 +79,5 @@ def exclusion_reason(race: str | None, ethnicity: str | None) -> str | None:
     if race in EXCLUDED_RACES:
         return f"excluded: race {race}"
     if race not in RACE_CATEGORIES:
-        return f"excluded: unmapped race value {race!r}"
+        return UNMAPPED_RACE
     return None

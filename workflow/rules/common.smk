@@ -3,7 +3,9 @@ import re
 
 from readrace import paths
 from readrace.config import execution_settings, shard_ids, validate_config
-from readrace.experiments import expand_experiments, experiment_targets
+from readrace.data.columns import load_schema
+from readrace.experiments import expand_experiments, experiment_targets, race_detection
+from readrace.ingest.values import value_ranges
 
 validate_config(config, f"{workflow.basedir}/workflow/schemas/config.schema.yaml")
 
@@ -13,6 +15,10 @@ MODELS = expand_experiments(config)
 EXECUTION = execution_settings(config)
 SCHEMAS = f"{workflow.basedir}/workflow/schemas"
 DATASET_PATTERN = "|".join(re.escape(name) for name in DATASETS)
+MANIFEST_SCHEMA = f"{SCHEMAS}/manifest.schema.yaml"
+# The numbers themselves, not the schema's path, are the shard jobs' params: a changed range
+# re-parses the records, a moved checkout does not re-decode every file.
+VALUE_RANGES = value_ranges(load_schema(MANIFEST_SCHEMA))
 
 
 wildcard_constraints:
@@ -64,6 +70,10 @@ def dataset_split(wildcards):
     return DATASETS[wildcards.dataset]["split"]
 
 
+def dataset_modality(wildcards):
+    return DATASETS[wildcards.dataset]["modality"]
+
+
 def dataset_root(wildcards):
     """Where a dataset's files are: generated for the synthetic adapter, else options.root."""
     dataset = DATASETS[wildcards.dataset]
@@ -83,9 +93,18 @@ def ingest_shard_outputs(wildcards):
     shards = shard_ids(DATASETS[wildcards.dataset])
     return {
         "rows": expand("results/{{dataset}}/ingest/shard-{shard}.parquet", shard=shards),
-        "quarantine": expand("results/{{dataset}}/ingest/shard-{shard}.quarantine.csv", shard=shards),
+        "quarantine": expand("private/{{dataset}}/ingest/shard-{shard}.quarantine.csv", shard=shards),
         "images": expand("results/{{dataset}}/ingest/shard-{shard}.npy", shard=shards),
     }
+
+
+RACE_MODELS = MODELS[race_detection.NAME]
+RACE_MODEL_DIR = paths.model_dir(race_detection.RaceDetectionModel.PATH)
+
+
+def race_task(wildcards):
+    """What a race-detection model predicts: race, with its train dataset's classes."""
+    return race_detection.task(config, wildcards.train).to_dict()
 
 
 def all_targets():
@@ -96,5 +115,6 @@ def all_targets():
             paths.dataset_file(paths.QUARANTINE, name),
             paths.dataset_file(paths.CACHE, name),
             paths.dataset_file(paths.SUMMARY, name),
+            paths.dataset_file(paths.DESCRIPTOR, name),
         ]
     return targets + experiment_targets(config, MODELS)

@@ -4,32 +4,6 @@
 # filter figures. checkpoint.pt, written every epoch beside the model, is not an output: a
 # job killed by a time limit or a preemption resumes from it when it is run again.
 
-from readrace.experiments import race_detection
-
-RACE_MODELS = MODELS[race_detection.NAME]
-RACE_MODEL_DIR = paths.model_dir(race_detection.RaceDetectionModel.PATH)
-
-
-def race_task(wildcards):
-    return race_detection.task(config, wildcards.train).to_dict()
-
-
-def filter_figure_inputs(wildcards):
-    """The table, and the cache of the first filtered dataset for the sample images."""
-    dataset = race_detection.filter_models(RACE_MODELS)[0].train
-    return {
-        "table": paths.RACE_DETECTION_TABLE,
-        "manifest": paths.dataset_file(paths.MANIFEST, dataset),
-        "cache": paths.dataset_file(paths.CACHE, dataset),
-    }
-
-
-def filter_sample_ids(wildcards):
-    """The filter ids to show, low-pass then high-pass, by diameter."""
-    ids = {m.perturbation for m in race_detection.filter_models(RACE_MODELS)}
-    return sorted(ids, key=lambda pid: (not pid.startswith("lpf"), int(pid.split("-d")[1])))
-
-
 rule train_model:
     input:
         manifest="results/{train}/manifest.parquet",
@@ -77,7 +51,7 @@ rule race_detection_table:
 
 rule filter_figures:
     input:
-        unpack(filter_figure_inputs),
+        **race_detection.filter_figure_inputs(RACE_MODELS),
     output:
         auc=report(
             paths.FILTER_AUC_FIGURE,
@@ -90,7 +64,7 @@ rule filter_figures:
             category="Frequency filters",
         ),
     params:
-        perturbations=filter_sample_ids,
+        perturbations=race_detection.filter_sample_ids(RACE_MODELS),
         n_samples=3,
     log:
         "logs/filter_figures.log",

@@ -1,20 +1,28 @@
-"""Job: gather the shards into the dataset's manifest, quarantine and cache."""
+"""Job: gather the shards into the dataset's manifest, quarantine, cache, summary and
+descriptor, and the private map back to the source files."""
 
-import pandas as pd
-
+from readrace.data.cache import read_units
 from readrace.ingest.gather import gather_shards
+from readrace.ingest.listing import read_listing
 from readrace.logs import job_logging
 
-with job_logging(snakemake.log[0]) as log:
+with job_logging(snakemake.log[0], private_log=snakemake.log.private) as log:
     shards = list(zip(snakemake.input.rows, snakemake.input.quarantine, snakemake.input.images))
+    output = snakemake.output
     manifest = gather_shards(
-        pd.read_csv(snakemake.input.files, dtype={"path": str}),
+        read_listing(snakemake.input.files),
         shards,
         snakemake.params.split,
         snakemake.params.manifest_schema,
-        snakemake.output.manifest,
-        snakemake.output.quarantine,
-        snakemake.output.cache,
-        snakemake.output.summary,
+        modality=snakemake.params.modality,
+        units=read_units(snakemake.input.units),
+        manifest_path=output.manifest,
+        quarantine_path=output.quarantine,
+        cache_path=output.cache,
+        summary_path=output.summary,
+        descriptor_path=output.descriptor,
+        sources_path=output.sources,
+        private_quarantine_path=output.private_quarantine,
+        listing_path=snakemake.input.files,
     )
     log.info("manifest: %d images of %d patients", len(manifest), manifest["patient_id"].nunique())

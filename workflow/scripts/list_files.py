@@ -1,12 +1,15 @@
-"""Job: list a dataset's input files and give each its ingestion shard."""
+"""Job: list a dataset's input files, give each its pseudonym and ingestion shard."""
 
+from readrace.data.cache import write_units
 from readrace.ingest.adapters import make_adapter
-from readrace.ingest.listing import list_files
+from readrace.ingest.listing import list_files, write_listing
 from readrace.logs import job_logging
 
-with job_logging(snakemake.log[0]) as log:
+# The adapter's errors name source files: their message goes to the private log only.
+with job_logging(snakemake.log[0], private_log=snakemake.log.private) as log:
     dataset = snakemake.params.dataset
     adapter = make_adapter(dataset["adapter"], snakemake.params.root, dataset["options"])
-    files = list_files(adapter, dataset["modality"], dataset["shards"])
-    files.to_csv(snakemake.output[0], index=False)
+    files = list_files(adapter, dataset["modality"], dataset["shards"], snakemake.params.salt)
+    write_listing(files, snakemake.output.private, snakemake.output.files)
+    write_units(snakemake.output.units, adapter.units())
     log.info("%d files in %d shard(s)", len(files), dataset["shards"])

@@ -36,7 +36,6 @@ MANIFEST_COLUMNS: tuple[str, ...] = (
     "frame",
     "split",
     "cache_index",
-    "path",
 )
 
 

@@ -123,6 +123,27 @@ def filter_models(models: list[RaceDetectionModel]) -> list[RaceDetectionModel]:
     return [m for m in models if parse_perturbation_id(m.perturbation).name in FILTER_PERTURBATIONS]
 
 
+def filter_figure_inputs(models: list[RaceDetectionModel]) -> dict[str, str]:
+    """The table, and the manifest and cache of the first filtered dataset (its test images
+    are the samples of Figure 2); nothing when no model is filtered (no figure is drawn)."""
+    filtered = filter_models(models)
+    if not filtered:
+        return {}
+    dataset = filtered[0].train
+    return {
+        "table": paths.RACE_DETECTION_TABLE,
+        "manifest": paths.dataset_file(paths.MANIFEST, dataset),
+        "cache": paths.dataset_file(paths.CACHE, dataset),
+    }
+
+
+def filter_sample_ids(models: list[RaceDetectionModel]) -> list[str]:
+    """The filter ids Figure 2 shows: low-pass, then high-pass, each by diameter."""
+    ids = {parse_perturbation_id(m.perturbation) for m in filter_models(models)}
+    ordered = sorted(ids, key=lambda pid: (FILTER_PERTURBATIONS.index(pid.name), pid.params))
+    return [f"{pid.name}-d{pid.params[0]}" for pid in ordered]
+
+
 def score_files(models: list[RaceDetectionModel], config: dict[str, Any]) -> list[str]:
     """One score file per (model, test dataset)."""
     return [paths.scores(m.path, test) for m in models for test in evaluation_datasets(config, m.train)]

@@ -17,8 +17,18 @@ Reading
 Pixels
     ``ds.pixel_array`` with the installed handlers (numpy; pylibjpeg with libjpeg, openjpeg
     and rle; pydicom's RLE). Single- and multi-frame; frames come back as float32
-    ``(n_frames, rows, columns)``. Only MONOCHROME1/MONOCHROME2 with one sample per pixel
-    are accepted: RGB, YBR_*, PALETTE COLOR and other colour models are rejected.
+    ``(n_frames, rows, columns)``. MONOCHROME1/MONOCHROME2 with one sample per pixel are
+    grayscale images.
+Colour-stored grayscale
+    RGB, and YBR_FULL / YBR_FULL_422 (which pydicom converts to RGB), with three samples per
+    pixel: a grey image stored as colour, as digitised films often are, has three equal
+    channels after the conversion. Such a file is read as one channel of display values,
+    ``stored / (2**BitsStored - 1)`` in [0, 1] (no modality or VOI LUT applies to colour
+    data), with the same constant-frame check. A file whose channels differ anywhere is
+    "colour image (RGB) is not supported", as are PALETTE COLOR and the other colour models,
+    and colour CT (no Hounsfield units). Lossy YBR compression (JPEG baseline) rarely keeps
+    the chroma exactly neutral, so such a grey image is usually refused as colour: the
+    error is on the safe side. JPEG/PNG inputs (readrace.ingest.raster) follow the same rule.
 CT (Modality "CT")
     Modality LUT only (RescaleSlope/RescaleIntercept or Modality LUT Sequence, via
     ``pydicom.pixels.apply_modality_lut``): frames are Hounsfield units, no VOI, no
@@ -40,14 +50,17 @@ Constant frames
     "constant image (no contrast)".
 
 Reasons (each starts with a stable category phrase)
-    "not a DICOM file", "cannot read file: ...", "truncated or corrupt file: ...",
-    "no pixel data (SOP class ...)", "non-image SOP class (...)",
-    "missing required attributes: ...", "invalid image attributes: ...",
-    "colour image (...) is not supported", "unsupported photometric interpretation ...",
-    "cannot decode transfer syntax <name>: <handler message>", "constant image (no contrast)",
-    "unexpected error: ..." (a safety net; seeing it means this module needs a new rule).
-    order_ct_slices adds "mixed orientations in series", "duplicate slice positions ...",
-    "duplicate InstanceNumber ..." and "cannot order slices: ...".
+    "not a DICOM file", "cannot read file: <OS error text>", "truncated or corrupt file: ...",
+    "no pixel data (SOP class <name>)", "non-image SOP class (<name>)",
+    "missing required attributes: <keywords>", "invalid image attributes: ...",
+    "colour image (<photometric>) is not supported", "unsupported photometric
+    interpretation <term>", "cannot decode transfer syntax <name>", "constant image (no
+    contrast)", "unexpected error" (a safety net; seeing it means this module needs a new
+    rule). order_ct_slices adds "mixed orientations in series", "duplicate slice positions
+    ...", "duplicate InstanceNumber ..." and "cannot order slices: ...".
+    A reason holds only fixed text and safe values (readrace.ingest.reasons): registered UID
+    names, DICOM defined terms, integers. The library message, an unregistered UID or an
+    unknown header value goes to the error's private ``detail``.
 
 Speed
     One read, one decode. The value-wise VOI transform is evaluated once per stored value
@@ -61,6 +74,8 @@ addresses or free text.
 
 from __future__ import annotations
 
+import errno
+import os
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -86,17 +101,25 @@ from pydicom.uid import (
     SegmentationStorage,
 )
 
+from readrace.ingest.reasons import (
+    MAX_DETAIL_LENGTH,
+    MAX_REASON_LENGTH,
+    PHOTOMETRIC_INTERPRETATIONS,
+    describe,
+    known_term,
+    one_line,
+    uid_name,
+)
+
 __all__ = [
     "DicomHeader",
     "DicomImage",
     "DicomReadError",
+    "equal_channels",
     "order_ct_slices",
     "read_dicom",
     "read_header",
 ]
-
-#: Longest reason kept; quarantine lists are read by people, one line per file.
-MAX_REASON_LENGTH = 160
 
 _NATIVE_SYNTAXES = frozenset(
     {
@@ -118,6 +141,9 @@ _NON_IMAGE_SOP_CLASSES = frozenset({RTDoseStorage, SegmentationStorage, Parametr
 _PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 _GRAYSCALE = ("MONOCHROME1", "MONOCHROME2")
 _COLOUR = frozenset({"RGB", "PALETTE COLOR", "HSV", "ARGB", "CMYK"})
+#: Colour models whose pixels pydicom hands back as RGB (it converts YBR_FULL and
+#: YBR_FULL_422): a grey image stored in them has three equal channels.
+_RGB_DECODED = frozenset({"RGB", "YBR_FULL", "YBR_FULL_422"})
 #: First groups a headerless (no preamble, no file meta) DICOM stream can start with.
 _HEADERLESS_FIRST_GROUPS = frozenset({0x0002, 0x0008})
 #: Attributes whose per-frame value may live in the functional groups of enhanced objects.
@@ -137,24 +163,28 @@ _SAME_ORIENTATION = 1e-4
 #: Rust decoders (pylibjpeg-rle via pyo3) report a panic on a corrupt stream as
 #: pyo3_runtime.PanicException, a BaseException that ``except Exception`` misses.
 _INTERRUPTS = (KeyboardInterrupt, SystemExit)
-_PLUGIN_PREAMBLE = "Unable to decode as exceptions were raised by all available plugins: "
 
 
 class DicomReadError(Exception):
-    """A file that cannot become an image, with a short human-readable ``reason``.
+    """A file that cannot become an image: a public ``reason`` and a private ``detail``.
 
-    The reason starts with a stable category phrase (see the module docstring), is at most
-    :data:`MAX_REASON_LENGTH` characters and goes verbatim into the quarantine list.
+    The reason starts with a stable category phrase (see the module docstring), is one line
+    of at most :data:`MAX_REASON_LENGTH` characters, and holds only fixed text and safe
+    values: it goes verbatim into the public quarantine list and the summary. The detail
+    (the library's message, an unknown header value: either can name the file or the
+    patient) goes only to the private quarantine list. ``str()`` is the reason, so that a
+    stray log line cannot carry the detail.
     """
 
-    def __init__(self, reason: str) -> None:
-        # One printable line: the reason lands in a CSV cell, and damaged attribute values
-        # (e.g. a garbled transfer syntax UID) can carry control characters.
-        reason = "".join(c if c.isprintable() else "?" for c in " ".join(str(reason).split()))
-        if len(reason) > MAX_REASON_LENGTH:
-            reason = reason[: MAX_REASON_LENGTH - 3] + "..."
-        super().__init__(reason)
+    def __init__(self, reason: str, detail: str = "") -> None:
+        reason = one_line(reason, MAX_REASON_LENGTH)
+        detail = one_line(detail, MAX_DETAIL_LENGTH) if detail else ""
+        super().__init__(reason, detail)  # both in args: the error pickles whole
         self.reason = reason
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return self.reason
 
 
 @dataclass(frozen=True)
@@ -216,7 +246,7 @@ def read_header(path: str | Path) -> DicomHeader:
         except _INTERRUPTS:
             raise
         except BaseException as exc:  # the header getters are defensive; this is a safety net
-            raise DicomReadError(f"unexpected error: {_describe(exc)}") from exc
+            raise DicomReadError("unexpected error", describe(exc)) from exc
 
 
 def read_dicom(path: str | Path) -> DicomImage:
@@ -233,7 +263,7 @@ def read_dicom(path: str | Path) -> DicomImage:
         except (DicomReadError, *_INTERRUPTS):
             raise
         except BaseException as exc:
-            raise DicomReadError(f"unexpected error: {_describe(exc)}") from exc
+            raise DicomReadError("unexpected error", describe(exc)) from exc
 
 
 def order_ct_slices(headers: Sequence[DicomHeader]) -> list[int]:
@@ -267,8 +297,8 @@ def order_ct_slices(headers: Sequence[DicomHeader]) -> list[int]:
         if gaps.size and gaps.min() < _SAME_POSITION_MM:
             k = int(np.argmin(gaps))
             raise DicomReadError(
-                f"duplicate slice positions in series: slices {int(order[k])} and "
-                f"{int(order[k + 1])} at {distances[order[k]]:.3f} mm along the normal"
+                f"duplicate slice positions in series: slices {int(order[k])} and {int(order[k + 1])}",
+                f"both at {distances[order[k]]:.3f} mm along the normal",
             )
         return [int(i) for i in order]
 
@@ -313,11 +343,20 @@ def _read_dataset(path: Path, stop_before_pixels: bool) -> Dataset:
         raise
     except OSError as exc:
         if exc.errno is not None:  # the file system's refusal (missing, directory, permission)
-            raise DicomReadError(f"cannot read file: {_describe(exc)}") from exc
+            # The OS's text for the error number, never the exception's message (it names
+            # the file).
+            known = exc.errno in errno.errorcode
+            raise DicomReadError(
+                f"cannot read file: {os.strerror(exc.errno) if known else 'operating system error'}",
+                describe(exc),
+            ) from exc
         # pydicom also raises a bare OSError for unparseable content: a corrupt file.
-        raise DicomReadError(f"truncated or corrupt file: {_describe(exc)}") from exc
+        raise DicomReadError(_CORRUPT_DATA_SET, describe(exc)) from exc
     except BaseException as exc:
-        raise DicomReadError(f"truncated or corrupt file: {_describe(exc)}") from exc
+        raise DicomReadError(_CORRUPT_DATA_SET, describe(exc)) from exc
+
+
+_CORRUPT_DATA_SET = "truncated or corrupt file: cannot parse the data set"
 
 
 def _looks_like_headerless_dicom(path: Path) -> bool:
@@ -347,13 +386,16 @@ def _decode(ds: Dataset, path: Path) -> DicomImage:
     if not has_pixels and _ends_inside_element(ds, path):
         raise DicomReadError("truncated or corrupt file: file ends inside a data element")
     header = _header(ds)
-    sop_name = UID(header.sop_class_uid).name if header.sop_class_uid else "missing"
+    sop_name = uid_name(header.sop_class_uid) or ("unregistered" if header.sop_class_uid else "missing")
     if not has_pixels:
-        raise DicomReadError(f"no pixel data (SOP class {sop_name})")
-    if header.sop_class_uid in _NON_IMAGE_SOP_CLASSES:
+        raise DicomReadError(
+            f"no pixel data (SOP class {sop_name})",
+            f"SOPClassUID {header.sop_class_uid!r}" if sop_name == "unregistered" else "",
+        )
+    if header.sop_class_uid in _NON_IMAGE_SOP_CLASSES:  # registered UIDs: named
         raise DicomReadError(f"non-image SOP class ({sop_name})")
 
-    _check_image_attributes(ds, header)
+    colour = _check_image_attributes(ds, header)
     syntax = header.transfer_syntax or _inferred_syntax(ds)
     if not syntax:
         raise DicomReadError("cannot decode transfer syntax (missing) of encapsulated pixel data")
@@ -366,23 +408,27 @@ def _decode(ds: Dataset, path: Path) -> DicomImage:
         raise
     except BaseException as exc:  # see _INTERRUPTS: native decoders may panic
         if UID(syntax) in _NATIVE_SYNTAXES:
-            raise DicomReadError(f"truncated or corrupt file: {_describe(exc)}") from exc
-        raise DicomReadError(
-            f"cannot decode transfer syntax {UID(syntax).name}: {_describe(exc)}"
-        ) from exc
+            raise DicomReadError(_native_pixel_reason(ds, header, colour), describe(exc)) from exc
+        name = uid_name(syntax)
+        detail = describe(exc) if name else f"TransferSyntaxUID {syntax!r}; {describe(exc)}"
+        raise DicomReadError(f"cannot decode transfer syntax {name or '(unregistered)'}", detail) from exc
 
-    plane = header.rows * header.columns
+    samples = 3 if colour else 1
+    plane = header.rows * header.columns * samples
     if pixels.size == 0 or pixels.size % plane:
         raise DicomReadError(
             f"truncated or corrupt file: decoded {pixels.size} values, not a multiple of "
-            f"{header.rows}x{header.columns}"
+            f"{header.rows}x{header.columns}" + ("x3" if colour else "")
         )
-    stack = pixels.reshape(-1, header.rows, header.columns)
+    stack = pixels.reshape(-1, header.rows, header.columns, samples)
     if len(stack) != header.n_frames:
         raise DicomReadError(
             f"truncated or corrupt file: decoded {len(stack)} frames, NumberOfFrames is "
             f"{header.n_frames}"
         )
+    if colour:
+        return DicomImage(header=header, frames=_colour_stored_grey(stack, header), is_ct=False)
+    stack = stack[..., 0]
 
     is_ct = header.modality == "CT"
     invert = header.photometric == "MONOCHROME1"
@@ -405,7 +451,9 @@ def _decode(ds: Dataset, path: Path) -> DicomImage:
     return DicomImage(header=header, frames=frames, is_ct=is_ct)
 
 
-def _check_image_attributes(ds: Dataset, header: DicomHeader) -> None:
+def _check_image_attributes(ds: Dataset, header: DicomHeader) -> bool:
+    """Refuse what cannot be a grayscale image; True when the pixels are stored as colour
+    (three samples that decode to RGB) and may turn out grey."""
     required = ["Rows", "Columns", "BitsAllocated", "SamplesPerPixel", "PhotometricInterpretation"]
     if "PixelData" in ds:  # the float pixel data variants have no BitsStored/representation
         required += ["BitsStored", "PixelRepresentation"]
@@ -414,17 +462,59 @@ def _check_image_attributes(ds: Dataset, header: DicomHeader) -> None:
         raise DicomReadError(f"missing required attributes: {', '.join(missing)}")
 
     photometric = header.photometric
+    named = known_term(photometric, PHOTOMETRIC_INTERPRETATIONS)
+    unknown = "" if named else f"PhotometricInterpretation {photometric!r}"
     samples = _int(ds, "SamplesPerPixel")
-    if photometric in _COLOUR or photometric.startswith("YBR"):
-        raise DicomReadError(f"colour image ({photometric}) is not supported")
-    if photometric not in _GRAYSCALE:
-        raise DicomReadError(f"unsupported photometric interpretation {photometric!r}")
-    if samples != 1:
+    colour = photometric in _COLOUR or photometric.startswith("YBR")
+    if colour:
+        if photometric not in _RGB_DECODED or samples != 3 or "PixelData" not in ds:
+            raise DicomReadError(f"colour image ({named or 'unrecognised'}) is not supported", unknown)
+        if header.modality == "CT":
+            raise DicomReadError(f"colour image ({named}) is not supported for CT: no Hounsfield units")
+    elif photometric not in _GRAYSCALE:
+        raise DicomReadError(f"unsupported photometric interpretation {named or '(not a defined term)'}", unknown)
+    elif samples != 1:
         raise DicomReadError(f"colour image ({samples} samples per pixel) is not supported")
     if header.rows <= 0 or header.columns <= 0:
         raise DicomReadError(
             f"invalid image attributes: Rows={header.rows}, Columns={header.columns}"
         )
+    return colour
+
+
+def _native_pixel_reason(ds: Dataset, header: DicomHeader, colour: bool) -> str:
+    """Why uncompressed pixel data did not decode, in integers only: the library's message
+    stays in the detail."""
+    data = _value(ds, "PixelData")
+    bits = _int(ds, "BitsAllocated") or 0
+    expected = header.rows * header.columns * header.n_frames * (3 if colour else 1) * bits // 8
+    if isinstance(data, bytes) and 0 < len(data) < expected:
+        return f"truncated or corrupt file: pixel data is {len(data)} bytes, {expected} expected"
+    return "truncated or corrupt file: cannot decode the pixel data"
+
+
+def equal_channels(pixels: np.ndarray) -> np.ndarray | None:
+    """The first channel of ``(..., channels)`` colour pixels whose first three channels are
+    equal everywhere (a grey image stored as colour), or None when they differ anywhere."""
+    first = pixels[..., 0]
+    if all(np.array_equal(first, pixels[..., k]) for k in (1, 2)):
+        return first
+    return None
+
+
+def _colour_stored_grey(stack: np.ndarray, header: DicomHeader) -> np.ndarray:
+    """Display values of ``(n_frames, rows, columns, 3)`` RGB pixels with equal channels:
+    stored / (2**BitsStored - 1). Colour data has no modality or VOI LUT to apply."""
+    grey = equal_channels(stack)
+    if grey is None:
+        raise DicomReadError(f"colour image ({header.photometric}) is not supported")
+    maximum = 2**header.bits_stored - 1
+    if grey.min() < 0 or grey.max() > maximum:
+        raise DicomReadError(f"invalid image attributes: colour values outside 0..{maximum} (BitsStored {header.bits_stored})")
+    for i, frame in enumerate(grey):
+        if frame.min() == frame.max():
+            raise DicomReadError(_constant_reason(i, len(grey)))
+    return (grey / maximum).astype(np.float32)
 
 
 def _display_values(stored: np.ndarray, values: np.ndarray, ds: Dataset) -> np.ndarray | None:
@@ -651,8 +741,3 @@ def _floats(value: Any, n: int) -> tuple[float, ...] | None:
         return None
     return numbers
 
-
-def _describe(exc: BaseException) -> str:
-    """A library exception as one short line for a reason."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text.removeprefix(_PLUGIN_PREAMBLE)

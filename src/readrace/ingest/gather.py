@@ -1,24 +1,44 @@
-"""Gather: the shards of a dataset into its manifest, quarantine, cache and summary.
+"""Gather: the shards of a dataset into its manifest, quarantine, cache, summary and descriptor.
 
 Assigns patient-level splits, and checks that nothing was lost (every listed file is in the
-manifest or the quarantine, never both) and that no patient is in two splits.
+manifest or the quarantine, never both, counted by file_id) and that no patient is in two
+splits.
+
+Public outputs (``results/{dataset}/``) name files by pseudonym only; the map back to the
+source files is written to ``private/{dataset}/``:
+
+- ``sources.csv``: image_id, file_id, frame, path: the file behind every manifest row;
+- ``quarantine.csv``: file_id, path, reason, detail: every quarantined file with the
+  library's message or the header value behind its public reason.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from readrace.data.cache import dataset_descriptor, write_cache, write_descriptor
 from readrace.data.manifest import MANIFEST_COLUMNS, validate_manifest
 from readrace.data.splits import assign_splits, check_patient_splits
 from readrace.ingest.preprocess import CACHE_DTYPE
-from readrace.labels import FINDINGS
+from readrace.ingest.shard import read_shard_quarantine
+from readrace.ingest.values import NUMERIC_COLUMNS
 
 log = logging.getLogger(__name__)
+
+#: Columns of the public quarantine list.
+PUBLIC_QUARANTINE_COLUMNS: tuple[str, ...] = ("file_id", "reason", "patient_id")
+#: Columns of the private map from manifest rows to source files.
+SOURCES_COLUMNS: tuple[str, ...] = ("image_id", "file_id", "frame", "path")
+#: Columns of the private quarantine list.
+PRIVATE_QUARANTINE_COLUMNS: tuple[str, ...] = ("file_id", "path", "reason", "detail")
+#: The summary's group of invalid numeric values (readrace.ingest.values).
+INVALID_VALUE_GROUP = "invalid value"
 
 
 class IngestError(RuntimeError):
@@ -30,62 +50,92 @@ def gather_shards(
     shards: list[tuple[Path, Path, Path]],
     split: dict[str, Any],
     manifest_schema: dict | str | Path,
+    *,
+    modality: str,
+    units: Mapping[str, str],
     manifest_path: Path,
     quarantine_path: Path,
     cache_path: Path,
-    summary_path: Path | None = None,
+    summary_path: Path,
+    descriptor_path: Path,
+    sources_path: Path,
+    private_quarantine_path: Path,
+    listing_path: str | Path | None = None,
 ) -> pd.DataFrame:
-    """Concatenate shards into the manifest, quarantine, cache and summary; return the manifest.
+    """Concatenate shards into the dataset's outputs; return the manifest.
 
-    ``shards`` lists (rows.parquet, quarantine.csv, images.npy) per shard.
+    ``files`` is the private listing (path, file_id, shard; readrace.ingest.listing),
+    ``shards`` lists (rows.parquet, quarantine.csv, images.npy) per shard, ``listing_path``
+    is where the listing lies, for the accounting error to point at. The cache is hashed
+    while it is copied from the shards, for the descriptor.
     """
-    tables, quarantines, counts = [], [], []
+    tables, quarantines, shapes = [], [], []
     for rows_path, quarantine_path_i, images_path in shards:
         rows = pd.read_parquet(rows_path)
         images = np.load(images_path, mmap_mode="r")
         if len(rows) != images.shape[0]:
             raise IngestError(f"{rows_path}: {len(rows)} rows but {images.shape[0]} images in {images_path}")
         tables.append(rows)
-        quarantines.append(pd.read_csv(quarantine_path_i, dtype=str, keep_default_na=False))
-        counts.append(images.shape)
-    manifest = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=MANIFEST_COLUMNS)
+        quarantines.append(read_shard_quarantine(quarantine_path_i))
+        shapes.append(images.shape)
+    rows = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=[*MANIFEST_COLUMNS, "file_id"])
     quarantine = pd.concat(quarantines, ignore_index=True)
 
-    check_accounting(files["path"], manifest["path"], quarantine["path"])
+    check_accounting(files["file_id"], rows["file_id"], quarantine["file_id"], private_map=listing_path)
 
-    manifest["split"] = assign_splits(manifest["patient_id"], split, split["salt"]).to_numpy()
-    manifest["cache_index"] = np.arange(len(manifest), dtype=np.int64)
-    manifest = manifest[list(MANIFEST_COLUMNS)]
-    for column in ("age", "bmi", *FINDINGS):
-        manifest[column] = pd.to_numeric(manifest[column], errors="coerce").astype(float)
+    rows["split"] = assign_splits(rows["patient_id"], split, split["salt"]).to_numpy()
+    rows["cache_index"] = np.arange(len(rows), dtype=np.int64)
+    manifest = rows[list(MANIFEST_COLUMNS)].copy()
+    # The shard job parsed these (readrace.ingest.values): float, NaN where missing or invalid.
+    manifest[list(NUMERIC_COLUMNS)] = manifest[list(NUMERIC_COLUMNS)].astype(float)
     manifest["slice_index"] = manifest["slice_index"].astype("Int64")
     check_patient_splits(manifest)
     validate_manifest(manifest, manifest_schema)
 
-    size = counts[0][1:] if counts else (0, 0)
-    cache = np.lib.format.open_memmap(cache_path, mode="w+", dtype=CACHE_DTYPE, shape=(len(manifest), *size))
-    offset = 0
-    for _, _, images_path in shards:
-        images = np.load(images_path, mmap_mode="r")
-        cache[offset : offset + images.shape[0]] = images
-        offset += images.shape[0]
-    cache.flush()
-    del cache
+    size = tuple(shapes[0][1:]) if shapes else (0, 0)
+    shape = (len(manifest), *size)
+    sha256 = write_cache(cache_path, _shard_images(shards), shape, CACHE_DTYPE)
 
     manifest.to_parquet(manifest_path, index=False)
-    quarantine.sort_values("path").to_csv(quarantine_path, index=False)
-    if summary_path is not None:
-        summarize(files, manifest, quarantine).to_csv(summary_path, index=False)
+    public = quarantine[list(PUBLIC_QUARANTINE_COLUMNS)].sort_values(["reason", "file_id"])
+    public.to_csv(quarantine_path, index=False)
+    summarize(files, rows, quarantine).to_csv(summary_path, index=False)
+    descriptor = dataset_descriptor(
+        modality, len(manifest), manifest["patient_id"].nunique(),
+        Path(cache_path).relative_to(Path(descriptor_path).parent).as_posix(), shape, CACHE_DTYPE, sha256, units,
+    )  # fmt: skip
+    write_descriptor(descriptor_path, descriptor)
+    write_private_map(files, rows, quarantine, sources_path, private_quarantine_path)
     return manifest
+
+
+def _shard_images(shards: list[tuple[Path, Path, Path]]) -> Iterator[np.ndarray]:
+    for _, _, images_path in shards:
+        yield np.load(images_path, mmap_mode="r")
+
+
+def write_private_map(
+    files: pd.DataFrame, rows: pd.DataFrame, quarantine: pd.DataFrame, sources_path: Path, quarantine_path: Path
+) -> None:
+    """The map from pseudonyms back to source files: ``sources_path`` (image_id, file_id,
+    frame, path; in manifest order) and ``quarantine_path`` (file_id, path, reason, detail;
+    by path)."""
+    paths = files.set_index("file_id")["path"]
+    sources = rows[["image_id", "file_id", "frame"]].assign(path=rows["file_id"].map(paths).to_numpy())
+    sources[list(SOURCES_COLUMNS)].to_csv(sources_path, index=False)
+    private = quarantine.assign(path=quarantine["file_id"].map(paths).to_numpy())
+    private[list(PRIVATE_QUARANTINE_COLUMNS)].sort_values("path").to_csv(quarantine_path, index=False)
 
 
 def summarize(files: pd.DataFrame, manifest: pd.DataFrame, quarantine: pd.DataFrame) -> pd.DataFrame:
     """The dataset's ingestion summary, one row per count, like the paper's Table 1.
 
-    Columns: ``group`` (files, quarantine, kept, race, sex, split), ``value``, ``patients``
-    (distinct pseudonymous patients; for the files and quarantine rows, those whose files
-    could be joined to a patient) and ``count`` (files for the files and quarantine groups,
-    images otherwise).
+    Columns: ``group`` (files, quarantine, kept, invalid value, race, sex, split), ``value``,
+    ``patients`` (distinct pseudonymous patients; for the files and quarantine rows, those
+    whose files could be joined to a patient) and ``count`` (files for the files and
+    quarantine groups, images otherwise). The ``invalid value`` rows (one per numeric column
+    that had any, when ``manifest`` has the shard's ``invalid_values`` column) count the kept
+    images whose value was not a number or out of range, and was therefore set missing.
     """
     # Patients found: those of the kept images and of every quarantined file that could be
     # joined to a patient (an unreadable file names none).
@@ -96,6 +146,13 @@ def summarize(files: pd.DataFrame, manifest: pd.DataFrame, quarantine: pd.DataFr
         known = group["patient_id"].replace("", np.nan).dropna()
         rows.append({"group": "quarantine", "value": reason, "patients": known.nunique(), "count": len(group)})
     rows.append({"group": "kept", "value": "all", "patients": manifest["patient_id"].nunique(), "count": len(manifest)})
+    if "invalid_values" in manifest:
+        invalid = manifest["invalid_values"].fillna("").str.split(";")
+        for column in NUMERIC_COLUMNS:
+            hit = invalid.map(lambda names: column in names)
+            if hit.any():
+                patients = manifest.loc[hit, "patient_id"].nunique()
+                rows.append({"group": INVALID_VALUE_GROUP, "value": column, "patients": patients, "count": int(hit.sum())})
     for column in ("race", "sex", "split"):
         for value, group in manifest.groupby(column, sort=True, dropna=False):
             value = "missing" if pd.isna(value) else value
@@ -105,23 +162,31 @@ def summarize(files: pd.DataFrame, manifest: pd.DataFrame, quarantine: pd.DataFr
     return summary
 
 
-def check_accounting(found: pd.Series, ingested: pd.Series, quarantined: pd.Series) -> None:
-    """Every file found is ingested or quarantined, never both, and nothing else appears."""
+def check_accounting(
+    found: pd.Series, ingested: pd.Series, quarantined: pd.Series, private_map: str | Path | None = None
+) -> None:
+    """Every file found is ingested or quarantined, never both, and nothing else appears.
+
+    Files are compared by file_id; the error names file_ids (results/ and logs/ never hold a
+    source path) and says where the private map back to the paths is.
+    """
     found_set, ingested_set, quarantined_set = set(found), set(ingested), set(quarantined)
     problems = []
     lost = found_set - ingested_set - quarantined_set
     if lost:
-        problems.append(f"{len(lost)} file(s) neither ingested nor quarantined, e.g. {sorted(lost)[:3]}")
+        problems.append(f"{len(lost)} file(s) neither ingested nor quarantined, e.g. file_id {sorted(lost)[:3]}")
     both = ingested_set & quarantined_set
     if both:
-        problems.append(f"{len(both)} file(s) both ingested and quarantined, e.g. {sorted(both)[:3]}")
+        problems.append(f"{len(both)} file(s) both ingested and quarantined, e.g. file_id {sorted(both)[:3]}")
     stray = (ingested_set | quarantined_set) - found_set
     if stray:
-        problems.append(f"{len(stray)} file(s) not in the file list, e.g. {sorted(stray)[:3]}")
-    if quarantined.duplicated().any():
-        problems.append("a file is quarantined twice")
+        problems.append(f"{len(stray)} file(s) not in the file list, e.g. file_id {sorted(stray)[:3]}")
+    twice = quarantined[quarantined.duplicated()]
+    if len(twice):
+        problems.append(f"file_id {twice.iloc[0]} is quarantined twice")
     if problems:
-        raise IngestError("ingestion accounting failed: " + "; ".join(problems))
+        where = f"; the source path of each file_id is in {private_map}" if private_map else ""
+        raise IngestError("ingestion accounting failed: " + "; ".join(problems) + where)
     log.info(
         "accounting: %d files found = %d ingested + %d quarantined",
         len(found_set), len(ingested_set), len(quarantined_set),

@@ -2,8 +2,9 @@
 
 A raster file carries no header: its patient, study and view come from the dataset's tables
 (the adapter's file table). Pixels are taken as display values: 8-bit divided by 255,
-16-bit by 65535, so 1 is white as for decoded DICOM. A colour file whose channels differ is
-refused, as colour DICOM is.
+16-bit by 65535, so 1 is white as for decoded DICOM. A colour file (RGB, RGBA, a palette)
+whose three channels are equal is a grey image and read as one channel; one whose channels
+differ is refused, by the same rule as colour DICOM (readrace.ingest.dicom.equal_channels).
 """
 
 from __future__ import annotations
@@ -13,9 +14,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from readrace.ingest.dicom import DicomHeader, DicomImage, DicomReadError
+from readrace.ingest.dicom import DicomHeader, DicomImage, DicomReadError, equal_channels
+from readrace.ingest.reasons import PIL_MODES, describe, known_term
 
 RASTER_SUFFIXES: frozenset[str] = frozenset({".jpg", ".jpeg", ".png"})
+_PALETTE_MODES = frozenset({"P", "PA"})
+_GREY_ALPHA_MODES = frozenset({"LA", "La"})
+#: Modes whose first three channels are red, green and blue (palettes once looked up).
+_RGB_MODES = frozenset({"RGB", "RGBA", "RGBa", "RGBX"}) | _PALETTE_MODES
 
 
 def _empty_header(path: Path, rows: int, columns: int) -> DicomHeader:
@@ -34,14 +40,19 @@ def read_raster(path: str | Path) -> DicomImage:
         with Image.open(path) as image:
             image.load()
             mode = image.mode
+            if mode in _PALETTE_MODES:  # palette indices are not grey levels: look them up
+                image = image.convert("RGB")
             array = np.asarray(image)
     except (UnidentifiedImageError, OSError, ValueError) as error:
-        raise DicomReadError(f"unreadable image file: {error}"[:160]) from error
-    if array.ndim == 3:
-        channels = array[..., :3]
-        if not (np.array_equal(channels[..., 0], channels[..., 1]) and np.array_equal(channels[..., 0], channels[..., 2])):
-            raise DicomReadError(f"colour image ({mode}) is not supported")
-        array = channels[..., 0]
+        # PIL's message names the file ("cannot identify image file '/...'"): private.
+        raise DicomReadError("unreadable image file", describe(error)) from error
+    if mode in _GREY_ALPHA_MODES:
+        array = array[..., 0]  # the alpha channel says nothing about the image
+    elif array.ndim == 3:
+        grey = equal_channels(array) if mode in _RGB_MODES else None
+        if grey is None:
+            raise DicomReadError(f"colour image ({known_term(mode, PIL_MODES) or 'unrecognised mode'}) is not supported")
+        array = grey
     if array.dtype == np.uint8:
         values = array.astype(np.float32) / 255.0
     elif array.dtype in (np.uint16, np.int32) or mode.startswith("I"):
@@ -49,7 +60,7 @@ def read_raster(path: str | Path) -> DicomImage:
     elif array.dtype == bool:
         values = array.astype(np.float32)
     else:
-        raise DicomReadError(f"unsupported image mode {mode}")
+        raise DicomReadError(f"unsupported image mode {known_term(mode, PIL_MODES) or '(unrecognised)'}")
     if values.min() == values.max():
         raise DicomReadError("constant image (no contrast)")
     return DicomImage(header=_empty_header(path, *values.shape), frames=values[None], is_ct=False)

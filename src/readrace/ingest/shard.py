@@ -1,9 +1,17 @@
 """One ingestion shard: decode each file once, join the dataset's tables, apply the cohort
 exclusions, order CT slices and preprocess the pixels for the cache.
 
-Every file ends as rows of the shard's manifest or as one row of its quarantine (file,
-reason). Dataset ids (DICOM PatientID, UIDs) are used to join tables and then replaced by
-keyed hashes (readrace.data.pseudonym); no PHI header is ever read, so none can be written.
+Every file ends as rows of the shard's manifest or as one row of its quarantine (file_id,
+reason, detail, patient_id). Dataset ids (DICOM PatientID, UIDs) and source paths are used to
+join tables and then replaced by keyed hashes (readrace.data.pseudonym); no PHI header is ever
+read, so none can be written. Reasons come in two parts (readrace.ingest.reasons): the public
+phrase, and a private detail (library messages, header values, tracebacks) that only the
+private quarantine list (private/{dataset}/quarantine.csv) receives; the log names a file by
+its file_id only.
+
+The shard's rows carry, besides the manifest's columns, the ``file_id`` of their file (the
+gather job's accounting and the private map back to the source) and ``invalid_values``
+(the numeric columns whose values were invalid, ";"-separated; readrace.ingest.values).
 """
 
 from __future__ import annotations
@@ -11,6 +19,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,12 +29,14 @@ import pandas as pd
 from tqdm import tqdm
 
 from readrace.data.manifest import MANIFEST_COLUMNS
-from readrace.data.pseudonym import pseudonymize
+from readrace.data.pseudonym import file_id, pseudonymize
 from readrace.ingest.adapters import DatasetAdapter, DatasetError
 from readrace.ingest.dicom import DicomHeader, DicomImage, DicomReadError, order_ct_slices, read_dicom
 from readrace.ingest.preprocess import CACHE_DTYPE, to_cache
 from readrace.ingest.raster import RASTER_SUFFIXES, read_raster
-from readrace.labels import FINDINGS, exclusion_reason
+from readrace.ingest.reasons import DICOM_MODALITIES, known_term, traceback_detail
+from readrace.ingest.values import NUMERIC_COLUMNS, Range, parse_values
+from readrace.labels import UNMAPPED_RACE, exclusion_reason
 
 log = logging.getLogger(__name__)
 
@@ -37,32 +48,52 @@ ACCEPTED_DICOM_MODALITIES: dict[str, frozenset[str]] = {
     "xr": frozenset({"CR", "DX", "RF", "XA"}),
 }
 
-QUARANTINE_COLUMNS = ("path", "reason", "patient_id")
-_OPTIONAL_STUDY_COLUMNS = ("bmi", "breast_density", *FINDINGS)
+#: Columns of a shard's quarantine (private: ``detail`` may quote paths and header values).
+QUARANTINE_COLUMNS = ("file_id", "reason", "detail", "patient_id")
+#: Columns of a shard's rows beyond the manifest's (dropped by the gather job).
+SHARD_EXTRA_COLUMNS = ("file_id", "invalid_values")
+SHARD_ROW_COLUMNS: tuple[str, ...] = (
+    *(c for c in MANIFEST_COLUMNS if c not in ("split", "cache_index")),
+    *SHARD_EXTRA_COLUMNS,
+)
+#: The public reason of a file whose processing raised what no rule foresaw.
+UNEXPECTED_ERROR = "unexpected error"
 
 
 class Rejected(Exception):
-    """A file that does not enter the cohort; ``reason`` goes to the quarantine, with the
-    (pseudonymous) patient when it is known, for the dataset's summary."""
+    """A file that does not enter the cohort. ``reason`` (public: fixed text and safe values
+    only) goes to the quarantine with the (pseudonymous) patient when it is known, for the
+    dataset's summary; ``detail`` (an unknown header value, say) only to the private list."""
 
-    def __init__(self, reason: str, patient_id: str = ""):
-        super().__init__(reason)
+    def __init__(self, reason: str, patient_id: str = "", detail: str = ""):
+        super().__init__(reason, patient_id, detail)
         self.reason = reason
         self.patient_id = patient_id
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return self.reason
 
 
 @dataclass
 class ShardResult:
-    """What one ingestion job produces."""
+    """What one ingestion job produces.
+
+    ``rows``: :data:`SHARD_ROW_COLUMNS` (the manifest's columns but split and cache_index,
+    plus file_id and invalid_values); ``quarantine``: :data:`QUARANTINE_COLUMNS`, one row
+    per file that is not in ``rows``; ``images``: (len(rows), size, size) as CACHE_DTYPE,
+    row i of ``rows`` is ``images[i]``.
+    """
 
     rows: pd.DataFrame
     quarantine: pd.DataFrame
-    images: np.ndarray  # (len(rows), size, size), CACHE_DTYPE; row i of rows is images[i]
+    images: np.ndarray
 
 
 @dataclass
 class _Accepted:
     path: str
+    file_id: str
     header: DicomHeader
     record: dict[str, Any]
     pixels: np.ndarray  # (n_frames, size, size)
@@ -71,7 +102,10 @@ class _Accepted:
 @dataclass
 class _ShardState:
     accepted: list[_Accepted] = field(default_factory=list)
-    quarantine: list[tuple[str, str, str]] = field(default_factory=list)
+    quarantine: list[tuple[str, str, str, str]] = field(default_factory=list)  # QUARANTINE_COLUMNS
+
+    def reject(self, fid: str, reason: str, detail: str = "", patient_id: str = "") -> None:
+        self.quarantine.append((fid, reason, detail, patient_id))
 
 
 def _study_lookup(adapter: DatasetAdapter) -> dict[tuple[str, str], dict[str, Any]]:
@@ -107,6 +141,7 @@ def _missing(value: Any) -> bool:
 
 def _decode_and_check(
     path: str,
+    fid: str,
     adapter: DatasetAdapter,
     modality: str,
     studies: dict[tuple[str, str], dict[str, Any]],
@@ -118,14 +153,18 @@ def _decode_and_check(
     known = files.get(path, {})
     patient = pseudonymize(str(known["patient_key"]), salt, "patient") if "patient_key" in known else ""
     if "exclusion" in known:  # decided by the tables (a lateral view, say): no need to decode
-        raise Rejected(str(known["exclusion"]), patient)
+        raise Rejected(str(known["exclusion"]), patient, str(known.get("exclusion_detail", "")))
     image = read_image(adapter.root / path)
     header = image.header
     accepted = ACCEPTED_DICOM_MODALITIES[modality]
     if header.modality and header.modality not in accepted:
+        # The header's value is named only when it is a DICOM defined term: a free-text
+        # Modality could be anything, an MRN included.
+        named = known_term(header.modality, DICOM_MODALITIES)
         raise Rejected(
-            f"wrong modality: DICOM Modality {header.modality} is not one of "
-            f"{'/'.join(sorted(accepted))} expected in a {modality} dataset"
+            f"wrong modality: DICOM Modality {named or '(not a defined term)'} is not one of "
+            f"{'/'.join(sorted(accepted))} expected in a {modality} dataset",
+            detail="" if named else f"Modality {header.modality!r}",
         )
     header_patient, header_study = adapter.record_key(header, path)
     patient_key = known.get("patient_key", header_patient)
@@ -139,13 +178,16 @@ def _decode_and_check(
     excluded = record.get("exclusion") if not _missing(record.get("exclusion")) else None
     excluded = excluded or exclusion_reason(record.get("race"), record.get("ethnicity"))
     if excluded:
-        raise Rejected(str(excluded), patient)
+        detail = f"race value {record.get('race')!r}" if excluded == UNMAPPED_RACE else ""
+        raise Rejected(str(excluded), patient, detail)
     pixels = to_cache(image.frames, image.is_ct, preprocess["size"], preprocess.get("window"))
     record = {**record, "view": known.get("view"), "laterality": known.get("laterality")}
-    return _Accepted(path, header, record, pixels)
+    return _Accepted(path, fid, header, record, pixels)
 
 
-def _row(item: _Accepted, frame: int, slice_index: int | None, modality: str, salt: str) -> dict[str, Any]:
+def _row(
+    item: _Accepted, frame: int, slice_index: int | None, modality: str, salt: str, ranges: Mapping[str, Range]
+) -> dict[str, Any]:
     header, record = item.header, item.record
     row: dict[str, Any] = {
         "patient_id": pseudonymize(str(record["patient_key"]), salt, "patient"),
@@ -158,14 +200,15 @@ def _row(item: _Accepted, frame: int, slice_index: int | None, modality: str, sa
         "laterality": record.get("laterality") or header.laterality or None,
         "race": record["race"],
         "sex": record.get("sex"),
-        "age": record.get("age"),
+        "breast_density": record.get("breast_density"),
         "manufacturer": header.manufacturer or None,
         "slice_index": slice_index,
         "frame": frame,
-        "path": item.path,
+        "file_id": item.file_id,
     }
-    for column in _OPTIONAL_STUDY_COLUMNS:
-        row[column] = record.get(column)
+    values, invalid = parse_values(record, ranges)
+    row.update(values)
+    row["invalid_values"] = ";".join(invalid)
     return row
 
 
@@ -183,9 +226,8 @@ def _order_ct(items: list[_Accepted], state: _ShardState) -> list[tuple[_Accepte
         try:
             order = order_ct_slices([item.header for item in series])
         except DicomReadError as error:
-            state.quarantine.extend(
-                (item.path, f"CT series not ordered: {error.reason}", "") for item in series
-            )
+            for item in series:
+                state.reject(item.file_id, f"CT series not ordered: {error.reason}", error.detail)
             continue
         for position, index in enumerate(order):
             ordered.append((series[index], [position]))
@@ -200,21 +242,30 @@ def ingest_shard(
     salt: str,
     progress: bool = True,
     description: str = "ingest",
+    value_ranges: Mapping[str, Range] | None = None,
 ) -> ShardResult:
-    """Decode, join, filter and preprocess the files of one shard."""
+    """Decode, join, filter and preprocess the files of one shard (paths relative to the
+    adapter's root). ``value_ranges`` gives the valid (minimum, maximum) of numeric columns
+    (readrace.ingest.values.value_ranges of the manifest schema: age 0-120, BMI 5-100): a
+    value outside it is invalid, set missing and recorded in the row's ``invalid_values``;
+    without it, only values that are not numbers are invalid."""
     studies = _study_lookup(adapter)
     files = _file_lookup(adapter)
+    ranges = dict(value_ranges or {})
     state = _ShardState()
     for path in tqdm(paths, desc=description, unit="file", disable=not progress, file=sys.stderr, mininterval=2):
+        fid = file_id(path, salt)
         try:
-            state.accepted.append(_decode_and_check(path, adapter, modality, studies, files, preprocess, salt))
+            state.accepted.append(_decode_and_check(path, fid, adapter, modality, studies, files, preprocess, salt))
         except Rejected as error:
-            state.quarantine.append((path, error.reason, error.patient_id))
+            state.reject(fid, error.reason, error.detail, error.patient_id)
         except DicomReadError as error:
-            state.quarantine.append((path, error.reason, ""))
+            state.reject(fid, error.reason, error.detail)
         except Exception as error:  # noqa: BLE001 - one bad file must never stop a dataset
-            log.exception("unexpected error on %s", path)
-            state.quarantine.append((path, f"unexpected error: {type(error).__name__}: {error}"[:300], ""))
+            # The message and traceback may quote the path: they go to the private detail.
+            log.error("unexpected error on file %s (%s); its traceback is in the private quarantine list",
+                      fid, type(error).__name__)
+            state.reject(fid, UNEXPECTED_ERROR, traceback_detail(error))
 
     if modality == "ct":
         placed = _order_ct(state.accepted, state)
@@ -224,17 +275,24 @@ def ingest_shard(
     rows, images = [], []
     for item, slice_indices in placed:
         for frame, slice_index in enumerate(slice_indices):
-            rows.append(_row(item, frame, slice_index, modality, salt))
+            rows.append(_row(item, frame, slice_index, modality, salt, ranges))
             images.append(item.pixels[frame])
     size = preprocess["size"]
     stacked = np.stack(images).astype(CACHE_DTYPE) if images else np.zeros((0, size, size), CACHE_DTYPE)
-    table = pd.DataFrame(rows, columns=[c for c in MANIFEST_COLUMNS if c not in ("split", "cache_index")])
+    table = pd.DataFrame(rows, columns=list(SHARD_ROW_COLUMNS))
+    table[list(NUMERIC_COLUMNS)] = table[list(NUMERIC_COLUMNS)].astype(float)
     quarantine = pd.DataFrame(state.quarantine, columns=list(QUARANTINE_COLUMNS))
     return ShardResult(table, quarantine, stacked)
 
 
 def write_shard(result: ShardResult, rows_path: Path, quarantine_path: Path, images_path: Path) -> None:
+    """The rows and images (public: pseudonyms only) and the quarantine (private: details)."""
     result.rows.to_parquet(rows_path, index=False)
     result.quarantine.to_csv(quarantine_path, index=False)
     np.save(images_path, result.images)
+
+
+def read_shard_quarantine(path: str | Path) -> pd.DataFrame:
+    """A shard's quarantine as written by :func:`write_shard` (empty cells stay "")."""
+    return pd.read_csv(path, dtype=str, keep_default_na=False)
 

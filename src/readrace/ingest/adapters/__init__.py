@@ -10,7 +10,13 @@ nothing of any particular dataset. Each adapter gives:
   the column names of :data:`STUDY_TABLE_COLUMNS`, and optionally an ``exclusion`` column
   (a quarantine reason, such as conflicting race records) that overrides the race rules;
 - optionally a file table: what the tables know of each file (keys, view, an exclusion);
-- how a decoded file maps to its (patient_key, study_key) when the file table does not say.
+- how a decoded file maps to its (patient_key, study_key) when the file table does not say;
+- what its keys really identify (:meth:`DatasetAdapter.units`).
+
+Numeric values (age, BMI, finding labels) are passed as the tables write them: ingestion
+parses them in one place (readrace.ingest.values) and counts the invalid ones. Exclusion
+reasons are public (they reach results/): only fixed text and safe values, with any raw
+value in ``exclusion_detail``, which only the private quarantine list receives.
 """
 
 from __future__ import annotations
@@ -21,9 +27,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+from pandas.io.parsers.readers import STR_NA_VALUES  # the readers' default missing-value texts
 
+from readrace.data.cache import DEFAULT_UNITS
 from readrace.ingest.dicom import DicomHeader
+from readrace.ingest.reasons import known_view
 
 #: Columns every study table has (further optional columns: bmi, breast_density, findings).
 STUDY_TABLE_COLUMNS: tuple[str, ...] = ("patient_key", "study_key", "race", "ethnicity", "sex", "age")
@@ -89,13 +99,21 @@ class DatasetAdapter(ABC):
 
     def file_table(self) -> pd.DataFrame | None:
         """Per-file facts the dataset's tables know, indexed by the relative path: any of
-        ``patient_key``, ``study_key``, ``view``, ``laterality`` and ``exclusion`` (a quarantine
-        reason, e.g. "excluded: lateral view"). None when the files' headers say it all."""
+        ``patient_key``, ``study_key``, ``view``, ``laterality``, ``exclusion`` (a public
+        quarantine reason, e.g. "excluded: non-frontal view (LATERAL)") and
+        ``exclusion_detail`` (its private detail). None when the files' headers say it all."""
         return None
 
     def record_key(self, header: DicomHeader, path: str) -> tuple[str, str]:
         """The (patient_key, study_key) of a decoded file: DICOM PatientID and StudyInstanceUID."""
         return header.patient_id, header.study_uid
+
+    def units(self) -> dict[str, str]:
+        """What the keys of the study table really identify, for the dataset's descriptor:
+        ``{"patient": ..., "study": ...}``, each "patient" or "study". By default each key is
+        what it is called; an adapter whose study key is the patient (NLST), or whose
+        patient key is a study (RSPECT without patient ids), says so."""
+        return dict(DEFAULT_UNITS)
 
 
 def scan_tree(root: Path) -> list[str]:
@@ -110,13 +128,24 @@ def scan_tree(root: Path) -> list[str]:
 
 
 def read_table(
-    path: Path, required: tuple[str, ...], reader: Callable[..., pd.DataFrame] = pd.read_csv, **kwargs: Any
+    path: Path,
+    required: tuple[str, ...],
+    reader: Callable[..., pd.DataFrame] = pd.read_csv,
+    as_written: tuple[str, ...] = (),
+    **kwargs: Any,
 ) -> pd.DataFrame:
     """Read a table (CSV by default, or with ``reader``: pd.read_excel), failing with the
-    file's name and the missing columns."""
+    file's name and the missing columns.
+
+    The columns named in ``as_written`` (those present) keep their cells as the text written,
+    only an empty cell being missing: a reader would otherwise turn "n/a" or "NA" into a
+    missing value before ingestion could count it as invalid (readrace.ingest.values).
+    """
     if not path.is_file():
         raise DatasetError(f"missing table {path}")
     try:
+        if as_written:
+            kwargs = _as_written_options(path, reader, as_written, kwargs)
         table = reader(path, **kwargs)
     except Exception as error:  # any parser failure is reported against the file
         raise DatasetError(f"cannot read table {path}: {error}") from error
@@ -124,6 +153,35 @@ def read_table(
     if missing:
         raise DatasetError(f"table {path} lacks column(s) {', '.join(missing)}")
     return table
+
+
+def _as_written_options(
+    path: Path, reader: Callable[..., pd.DataFrame], as_written: tuple[str, ...], kwargs: dict[str, Any]
+) -> dict[str, Any]:
+    """Reader options under which ``as_written`` columns are text with only "" missing, and
+    every other column reads as by default (the header is read first to name them)."""
+    columns = list(reader(path, nrows=0, **kwargs).columns)
+    raw = [column for column in columns if column in as_written]
+    dtype = kwargs.get("dtype")
+    if dtype is None or isinstance(dtype, dict):
+        dtype = {**(dtype or {}), **dict.fromkeys(raw, str)}
+    defaults = sorted(STR_NA_VALUES)
+    na_values = {column: ([""] if column in raw else defaults) for column in columns}
+    return {**kwargs, "dtype": dtype, "keep_default_na": False, "na_values": na_values}
+
+
+def non_frontal_exclusion(views: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Public exclusion reasons and private details for images of views that are not kept:
+    "excluded: non-frontal view (LATERAL)" when the value is a known view term,
+    "(none recorded)" when missing, else "(unrecognised value)" with the value in the detail."""
+    named = views.map(known_view)
+    missing = views.isna() | (views.astype(object).astype(str).str.strip() == "")
+    shown = named.where(named.notna(), np.where(missing, "none recorded", "unrecognised value"))
+    reasons = "excluded: non-frontal view (" + shown.astype(str) + ")"
+    details = pd.Series("", index=views.index, dtype=object)
+    unknown = named.isna() & ~missing
+    details[unknown] = "view " + views[unknown].map(repr)
+    return reasons.astype(object), details
 
 
 def make_adapter(name: str, root: str | Path, options: dict[str, Any]) -> DatasetAdapter:

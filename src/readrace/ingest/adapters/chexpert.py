@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from readrace.ingest.adapters import DatasetAdapter, DatasetError, read_table
+from readrace.ingest.adapters import DatasetAdapter, DatasetError, non_frontal_exclusion, read_table
 from readrace.ingest.adapters.generic import first_duplicate, listed_and_found
 from readrace.ingest.adapters.racemap import map_demographics, map_sex
 from readrace.labels import FINDINGS
@@ -31,10 +31,11 @@ _COLUMNS = ("Path", "Sex", "Age", "Frontal/Lateral", "AP/PA", *FINDINGS)
 _DEMOGRAPHICS = ("PATIENT", "GENDER", "AGE_AT_CXR", "PRIMARY_RACE", "ETHNICITY")
 
 
-def read_sheet(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
-    """An .xlsx sheet (pandas + openpyxl) or a CSV export of it, with its required columns."""
+def read_sheet(path: Path, required: tuple[str, ...], as_written: tuple[str, ...] = ()) -> pd.DataFrame:
+    """An .xlsx sheet (pandas + openpyxl) or a CSV export of it, with its required columns
+    (``as_written``: see readrace.ingest.adapters.read_table)."""
     if path.suffix.lower() not in (".xlsx", ".xls"):
-        return read_table(path, required, dtype=str)
+        return read_table(path, required, as_written=as_written, dtype=str)
     try:
         import openpyxl  # noqa: F401  - only to give a clear message when it is absent
     except ImportError:
@@ -42,7 +43,7 @@ def read_sheet(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
             f"cannot read {path}: reading .xlsx needs the openpyxl package; install it or export "
             "the sheet to CSV and point the 'demographics' option at the CSV"
         ) from None
-    return read_table(path, required, reader=pd.read_excel, dtype=str)
+    return read_table(path, required, reader=pd.read_excel, as_written=as_written, dtype=str)
 
 
 class CheXpertAdapter(DatasetAdapter):
@@ -55,7 +56,7 @@ class CheXpertAdapter(DatasetAdapter):
         prefix = self.options.get("path_prefix", "CheXpert-v1.0/")
         tables = []
         for split, name in _SPLITS.items():
-            table = read_table(self.root / name, _COLUMNS)
+            table = read_table(self.root / name, _COLUMNS, as_written=("Age", *FINDINGS))
             paths = table["Path"].astype(str)
             if prefix:
                 paths = paths.where(~paths.str.startswith(prefix), paths.str[len(prefix):])
@@ -84,21 +85,20 @@ class CheXpertAdapter(DatasetAdapter):
     def study_table(self) -> pd.DataFrame:
         images = self._images()
         studies = images.groupby("study_key", sort=True).first().reset_index()
-        demo = read_sheet(self._demographics_path(), _DEMOGRAPHICS)
+        demo = read_sheet(self._demographics_path(), _DEMOGRAPHICS, as_written=("AGE_AT_CXR",))
         demo["PATIENT"] = demo["PATIENT"].str.strip()
         twice = first_duplicate(demo["PATIENT"])
         if twice:
             raise DatasetError(f"table {self._demographics_path()}: patient {twice} appears twice")
         mapped = map_demographics(demo["PRIMARY_RACE"], demo["ETHNICITY"], demo["GENDER"])
-        mapped["AGE_AT_CXR"] = pd.to_numeric(demo["AGE_AT_CXR"], errors="coerce")
+        mapped["AGE_AT_CXR"] = demo["AGE_AT_CXR"].to_numpy(dtype=object)
         mapped.index = demo["PATIENT"]
         studies = studies.join(mapped.rename(columns={"sex": "demo_sex"}), on="patient_key")
         sex = studies["Sex"].map(map_sex)
         studies["sex"] = sex.where(sex.notna(), studies["demo_sex"]).astype(object)
-        age = pd.to_numeric(studies["Age"], errors="coerce")
-        studies["age"] = age.where(age.notna(), studies["AGE_AT_CXR"]).astype(float)
-        for finding in FINDINGS:
-            studies[finding] = pd.to_numeric(studies[finding], errors="coerce").astype(float)
+        # Ages and labels as written (ingestion parses them): the study's Age, else the sheet's.
+        age = studies["Age"].astype(object)
+        studies["age"] = age.where(age.notna(), studies["AGE_AT_CXR"].astype(object))
         keep = ["patient_key", "study_key", "race", "ethnicity", "sex", "age", *FINDINGS]
         return studies[keep]
 
@@ -107,9 +107,9 @@ class CheXpertAdapter(DatasetAdapter):
         frontal = images["Frontal/Lateral"].astype(str).str.strip().str.lower() == "frontal"
         view = images["AP/PA"].where(images["AP/PA"].notna() & frontal, images["Frontal/Lateral"])
         exclusion = pd.Series(np.nan, index=images.index, dtype=object)
+        detail = pd.Series("", index=images.index, dtype=object)
         if self.options.get("frontal_only", True):
-            lateral = images["Frontal/Lateral"].astype(str)[~frontal]
-            exclusion[~frontal] = "excluded: non-frontal view (" + lateral + ")"
+            exclusion[~frontal], detail[~frontal] = non_frontal_exclusion(images["Frontal/Lateral"][~frontal])
         table = pd.DataFrame(
             {
                 "patient_key": images["patient_key"],
@@ -117,6 +117,7 @@ class CheXpertAdapter(DatasetAdapter):
                 "view": view.astype(object).str.upper(),
                 "official_split": images["official_split"],
                 "exclusion": exclusion,
+                "exclusion_detail": detail,
             }
         )
         table.index = pd.Index(images["path"], name="path")

@@ -60,7 +60,7 @@ class EmbedAdapter(DatasetAdapter):
         return listed_and_found(self.root, self._metadata()["path"], self._path("metadata", _METADATA_DEFAULT))
 
     def study_table(self) -> pd.DataFrame:
-        clinical = read_table(self._path("clinical", _CLINICAL_DEFAULT), _CLINICAL, dtype=_KEYS)
+        clinical = read_table(self._path("clinical", _CLINICAL_DEFAULT), _CLINICAL, dtype=_KEYS, as_written=("age_at_study",))
         sex = clinical["GENDER_DESC"] if "GENDER_DESC" in clinical else None
         mapped = map_demographics(clinical["RACE_DESC"], clinical["ETHNIC_GROUP_DESC"], sex)
         races = patient_race(clinical["empi_anon"], mapped["race"], mapped["ethnicity"])
@@ -71,7 +71,6 @@ class EmbedAdapter(DatasetAdapter):
         ).reset_index()
         categories = dict(enumerate(BREAST_DENSITY, start=1))  # tissueden 1-4 -> A-D
         studies["breast_density"] = studies["density"].map(categories).astype(object)
-        studies["age"] = pd.to_numeric(studies["age"], errors="coerce").astype(float)
         studies = studies.join(races, on="empi_anon")
         studies = studies.rename(columns={"empi_anon": "patient_key", "acc_anon": "study_key"})
         return studies[["patient_key", "study_key", "race", "ethnicity", "sex", "age", "exclusion", "breast_density"]]

@@ -6,7 +6,8 @@ The manifest (option ``manifest``, relative to the root or absolute) has one row
     ethnicity, bmi, breast_density, view,
     laterality, the 14 CheXpert findings     optional, kept when present
 
-``path`` is relative to the dataset root. Race values go through readrace.ingest.adapters.racemap
+``path`` is relative to the dataset root. Age, BMI and findings are passed as written (ingestion
+parses them and counts the invalid ones). Race values go through readrace.ingest.adapters.racemap
 (option ``race_map``, a dict from the hospital's own values to Asian/Black/White/Other/
 Unknown, is tried first). Study-level values (race, sex, age, ...) are taken from a study's
 first row; a patient whose rows map to two different races is excluded.
@@ -81,7 +82,9 @@ class GenericAdapter(DatasetAdapter):
 
     def _table(self) -> pd.DataFrame:
         path = self._manifest_path()
-        table = read_table(path, _REQUIRED, dtype={"path": str, "patient": str, "study": str})
+        table = read_table(
+            path, _REQUIRED, dtype={"path": str, "patient": str, "study": str}, as_written=("age", *_STUDY_EXTRAS)
+        )
         table["path"] = [relative_path(self.root, value) for value in table["path"]]
         twice = first_duplicate(table["path"])
         if twice:
@@ -101,7 +104,6 @@ class GenericAdapter(DatasetAdapter):
         studies = table.assign(sex=mapped["sex"]).groupby(["patient", "study"], sort=True).first().reset_index()
         studies = studies.drop(columns=["race", "ethnicity"], errors="ignore")
         studies = studies.join(per_patient, on="patient")
-        studies["age"] = pd.to_numeric(studies["age"], errors="coerce").astype(float)
         studies = studies.rename(columns={"patient": "patient_key", "study": "study_key"})
         keep = ["patient_key", "study_key", "race", "ethnicity", "sex", "age", "exclusion"]
         keep += [column for column in _STUDY_EXTRAS if column in studies]

@@ -25,9 +25,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from readrace.ingest.adapters import DatasetAdapter, DatasetError, read_table
+from readrace.ingest.adapters import DatasetAdapter, DatasetError, non_frontal_exclusion, read_table
 from readrace.ingest.adapters.generic import listed_and_found
 from readrace.ingest.adapters.racemap import map_demographics, map_sex, patient_race
+from readrace.ingest.values import parse_value
 from readrace.labels import FINDINGS
 
 _FORMATS = {"dicom": ".dcm", "jpg": ".jpg"}
@@ -40,6 +41,20 @@ def find_table(folder: Path, stem: str) -> Path:
         if (folder / f"{stem}{suffix}").is_file():
             return folder / f"{stem}{suffix}"
     raise DatasetError(f"missing table {folder / stem}.csv(.gz)")
+
+
+def age_at_study(anchor_age: pd.Series, anchor_year: pd.Series, study_date: pd.Series) -> pd.Series:
+    """anchor_age + (year of StudyDate - anchor_year). Where a part is present but not a
+    number, the age is that text, so that ingestion counts an invalid age (readrace.ingest.values)
+    instead of a missing one; where a part is missing, the age is missing."""
+    parts = [anchor_age, anchor_year, study_date.astype(object).str[:4]]
+    parsed = [[parse_value(value) for value in part] for part in parts]
+    ages = []
+    for i in range(len(anchor_age)):
+        (age, bad_age), (anchor, bad_anchor), (year, bad_year) = (p[i] for p in parsed)
+        bad = [part.iloc[i] for part, flag in zip(parts, (bad_age, bad_anchor, bad_year)) if flag]
+        ages.append(str(bad[0]) if bad else age + (year - anchor))
+    return pd.Series(ages, index=anchor_age.index, dtype=object)
 
 
 class MimicCxrAdapter(DatasetAdapter):
@@ -100,7 +115,7 @@ class MimicCxrAdapter(DatasetAdapter):
         studies = metadata.groupby(["subject_id", "study_id"], sort=True)["StudyDate"].min().reset_index()
         labels_path = find_table(self.root, f"mimic-cxr-2.0.0-{self.labels}")
         keys = ["subject_id", "study_id"]
-        labels = read_table(labels_path, (*keys, *FINDINGS), dtype=dict.fromkeys(keys, str))
+        labels = read_table(labels_path, (*keys, *FINDINGS), dtype=dict.fromkeys(keys, str), as_written=FINDINGS)
         studies = studies.merge(labels[[*keys, *FINDINGS]], on=keys, how="left", validate="one_to_one")
 
         admissions, patients = self._mimic_iv()
@@ -110,13 +125,8 @@ class MimicCxrAdapter(DatasetAdapter):
         if patients["subject_id"].duplicated().any():
             raise DatasetError(f"{self.name}: MIMIC-IV patients lists a subject_id twice")
         studies = studies.merge(patients, on="subject_id", how="left", validate="many_to_one")
-        year = pd.to_numeric(studies["StudyDate"].str[:4], errors="coerce")
-        anchor_age = pd.to_numeric(studies["anchor_age"], errors="coerce")
-        anchor_year = pd.to_numeric(studies["anchor_year"], errors="coerce")
-        studies["age"] = (anchor_age + (year - anchor_year)).astype(float)
+        studies["age"] = age_at_study(studies["anchor_age"], studies["anchor_year"], studies["StudyDate"])
         studies["sex"] = studies["gender"].map(map_sex).astype(object)
-        for finding in FINDINGS:
-            studies[finding] = pd.to_numeric(studies[finding], errors="coerce").astype(float)
         studies = studies.rename(columns={"subject_id": "patient_key", "study_id": "study_key"})
         keep = ["patient_key", "study_key", "race", "ethnicity", "sex", "age", "exclusion", *FINDINGS]
         return studies[keep]
@@ -126,8 +136,9 @@ class MimicCxrAdapter(DatasetAdapter):
         view = metadata["ViewPosition"].astype(object).where(metadata["ViewPosition"].notna())
         view = view.str.strip().str.upper()
         exclusion = pd.Series(np.nan, index=metadata.index, dtype=object)
+        detail = pd.Series("", index=metadata.index, dtype=object)
         other = ~view.isin(self.views)
-        exclusion[other] = "excluded: non-frontal view (" + view[other].fillna("none recorded") + ")"
+        exclusion[other], detail[other] = non_frontal_exclusion(view[other])
         table = pd.DataFrame(
             {
                 "patient_key": metadata["subject_id"],
@@ -135,6 +146,7 @@ class MimicCxrAdapter(DatasetAdapter):
                 "view": view,
                 "official_split": metadata["split"],
                 "exclusion": exclusion,
+                "exclusion_detail": detail,
             }
         )
         table.index = pd.Index(metadata["path"], name="path")

@@ -14,7 +14,8 @@ is the pid and :meth:`NlstAdapter.record_key` returns (PatientID, PatientID). Re
 file's StudyInstanceUID would need a header scan of the whole tree inside every ingestion
 job (the study table is built per shard), which for NLST's millions of slices costs more
 than the distinction buys: splits are by patient anyway, and the manifest's series_id still
-tells the scans apart. The consequence: a manifest row's study_id names the participant.
+tells the scans apart. The consequence: a manifest row's study_id names the participant, and
+the dataset's descriptor says so (units.study = "patient").
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ class NlstAdapter(DatasetAdapter):
 
     def study_table(self) -> pd.DataFrame:
         path = self._participants_path()
-        table = read_table(path, ("pid", "race", "ethnic", "gender", "age"), dtype={"pid": str})
+        table = read_table(path, ("pid", "race", "ethnic", "gender", "age"), dtype={"pid": str}, as_written=("age",))
         twice = first_duplicate(table["pid"])
         if twice:
             raise DatasetError(f"table {path}: pid {twice} appears twice")
@@ -70,9 +71,12 @@ class NlstAdapter(DatasetAdapter):
                 "race": _codes(table["race"], RACE_CODES),
                 "ethnicity": _codes(table["ethnic"], ETHNIC_CODES),
                 "sex": _codes(table["gender"], GENDER_CODES),
-                "age": pd.to_numeric(table["age"], errors="coerce").astype(float),
+                "age": table["age"],  # as written: ingestion parses it
             }
         )
 
     def record_key(self, header: DicomHeader, path: str) -> tuple[str, str]:
         return header.patient_id, header.patient_id
+
+    def units(self) -> dict[str, str]:
+        return {"patient": "patient", "study": "patient"}  # the study key is the participant

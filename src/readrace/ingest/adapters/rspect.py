@@ -6,7 +6,8 @@ SeriesInstanceUID, SOPInstanceUID, ...) and the images at
 "train"). Race comes from a table the user supplies (option ``demographics``, required: a
 CSV with StudyInstanceUID and race, optionally ethnicity, sex, age and patient), keyed by
 StudyInstanceUID. The patient key is the StudyInstanceUID unless the table has a
-``patient`` column (then a patient whose studies name two races is excluded). A study
+``patient`` column (then a patient whose studies name two races is excluded); the dataset's
+descriptor says which (units.patient is "study" unless every row names its patient). A study
 listed in train.csv but absent from the demographics table is quarantined by ingestion as
 having no demographics record.
 """
@@ -40,7 +41,9 @@ class RspectAdapter(DatasetAdapter):
 
     def _demographics(self) -> pd.DataFrame:
         path = self.option_path("demographics", what="a CSV with StudyInstanceUID and race")
-        table = read_table(path, ("StudyInstanceUID", "race"), dtype={"StudyInstanceUID": str, "patient": str})
+        table = read_table(
+            path, ("StudyInstanceUID", "race"), dtype={"StudyInstanceUID": str, "patient": str}, as_written=("age",)
+        )
         twice = first_duplicate(table["StudyInstanceUID"])
         if twice:
             raise DatasetError(f"table {path}: StudyInstanceUID {twice} appears twice")
@@ -55,6 +58,12 @@ class RspectAdapter(DatasetAdapter):
     def list_files(self) -> list[str]:
         return listed_and_found(self.root, self._images()["path"], self.root / "train.csv")
 
+    def units(self) -> dict[str, str]:
+        # Patients are keyed by their study wherever the table names no patient.
+        table = self._demographics()
+        keyed = "patient" in table and table["patient"].notna().all()
+        return {"patient": "patient" if keyed else "study", "study": "study"}
+
     def study_table(self) -> pd.DataFrame:
         table = self._demographics()
         mapped = map_demographics(
@@ -62,13 +71,12 @@ class RspectAdapter(DatasetAdapter):
         )
         patients = self._patients().to_numpy()
         races = patient_race(pd.Series(patients), mapped["race"], mapped["ethnicity"])
-        age = pd.to_numeric(table["age"], errors="coerce") if "age" in table else np.nan
         studies = pd.DataFrame(
             {
                 "patient_key": patients,
                 "study_key": table["StudyInstanceUID"].to_numpy(),
                 "sex": mapped["sex"].to_numpy() if "sex" in mapped else np.nan,
-                "age": np.asarray(age, dtype=float) if "age" in table else np.nan,
+                "age": table["age"].to_numpy(dtype=object) if "age" in table else np.nan,  # parsed by ingestion
             }
         )
         studies = studies.join(races, on="patient_key")
