@@ -246,6 +246,7 @@ def ingestion(dataset: str, shards: int = 1) -> set[tuple[str, str]]:
         ("synthesize_cohort", f"data/synthetic/{dataset}"),
         ("list_files", f"results/{dataset}/ingest/files.csv"),
         *{("ingest_shard", f"results/{dataset}/ingest/shard-{shard}.parquet") for shard in range(shards)},
+        ("index_shards", f"results/{dataset}/ingest/shards.csv"),
         ("gather_dataset", f"results/{dataset}/manifest.parquet"),
     }
 

@@ -45,9 +45,21 @@ def per_attempt(base):
     return resource
 
 
+def _dataset_root(name):
+    """Where a dataset's files are: generated for the synthetic adapter, else options.root."""
+    dataset = DATASETS[name]
+    if dataset["adapter"] == "synthetic":
+        return f"data/synthetic/{name}"
+    return dataset["options"]["root"]
+
+
 def _dataset_keys(*keys):
+    """The params function of an ingestion stage: the keys of the dataset's config it reads,
+    and the dataset's root. Computed once per dataset: a shard job only looks them up."""
+    by_dataset = {name: {**{k: DATASETS[name][k] for k in keys}, "root": _dataset_root(name)} for name in DATASETS}
+
     def params(wildcards):
-        return {k: DATASETS[wildcards.dataset][k] for k in keys}
+        return by_dataset[wildcards.dataset]
 
     return params
 
@@ -72,14 +84,6 @@ def dataset_split(wildcards):
 
 def dataset_modality(wildcards):
     return DATASETS[wildcards.dataset]["modality"]
-
-
-def dataset_root(wildcards):
-    """Where a dataset's files are: generated for the synthetic adapter, else options.root."""
-    dataset = DATASETS[wildcards.dataset]
-    if dataset["adapter"] == "synthetic":
-        return f"data/synthetic/{wildcards.dataset}"
-    return dataset["options"]["root"]
 
 
 def generated_inputs(wildcards):

@@ -15,7 +15,6 @@ rule list_files:
         units="results/{dataset}/ingest/units.json",
     params:
         dataset=listing_options,
-        root=dataset_root,
         salt=config["pseudonym_salt"],
     log:
         "logs/list_files/{dataset}.log",
@@ -29,9 +28,9 @@ rule list_files:
         "../scripts/list_files.py"
 
 
+# The shards need not name the synthetic cohort: their listing does.
 rule ingest_shard:
     input:
-        generated_inputs,
         files="private/{dataset}/files.csv",
     output:
         rows="results/{dataset}/ingest/shard-{shard}.parquet",
@@ -39,7 +38,6 @@ rule ingest_shard:
         images="results/{dataset}/ingest/shard-{shard}.npy",
     params:
         dataset=ingest_options,
-        root=dataset_root,
         salt=config["pseudonym_salt"],
         value_ranges=VALUE_RANGES,
     log:
@@ -55,9 +53,24 @@ rule ingest_shard:
         "../scripts/ingest_shard.py"
 
 
-rule gather_dataset:
+# The gather job reads the shards through their index: see readrace.ingest.gather.write_shard_index.
+rule index_shards:
     input:
         unpack(ingest_shard_outputs),
+    output:
+        "results/{dataset}/ingest/shards.csv",
+    log:
+        "logs/index_shards/{dataset}.log",
+    localrule: True
+    conda:
+        "../../envs/cpu.yaml"
+    script:
+        "../scripts/index_shards.py"
+
+
+rule gather_dataset:
+    input:
+        shards="results/{dataset}/ingest/shards.csv",
         files="private/{dataset}/files.csv",
         units="results/{dataset}/ingest/units.json",
     output:

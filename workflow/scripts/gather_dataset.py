@@ -2,16 +2,15 @@
 descriptor, and the private map back to the source files."""
 
 from readrace.data.cache import read_units
-from readrace.ingest.gather import gather_shards
+from readrace.ingest.gather import gather_shards, read_shard_index
 from readrace.ingest.listing import read_listing
 from readrace.logs import job_logging
 
 with job_logging(snakemake.log[0], private_log=snakemake.log.private) as log:
-    shards = list(zip(snakemake.input.rows, snakemake.input.quarantine, snakemake.input.images))
     output = snakemake.output
     manifest = gather_shards(
         read_listing(snakemake.input.files),
-        shards,
+        read_shard_index(snakemake.input.shards),
         snakemake.params.split,
         snakemake.params.manifest_schema,
         modality=snakemake.params.modality,

@@ -10,7 +10,7 @@ with job_logging(snakemake.log[0], private_log=snakemake.log.private) as log:
     shard = int(snakemake.wildcards.shard)
     files = read_listing(snakemake.input.files)
     paths = files.loc[files["shard"] == shard, "path"].tolist()
-    adapter = make_adapter(dataset["adapter"], snakemake.params.root, dataset["options"])
+    adapter = make_adapter(dataset["adapter"], dataset["root"], dataset["options"])
     result = ingest_shard(
         adapter,
         paths,

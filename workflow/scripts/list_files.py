@@ -8,7 +8,7 @@ from readrace.logs import job_logging
 # The adapter's errors name source files: their message goes to the private log only.
 with job_logging(snakemake.log[0], private_log=snakemake.log.private) as log:
     dataset = snakemake.params.dataset
-    adapter = make_adapter(dataset["adapter"], snakemake.params.root, dataset["options"])
+    adapter = make_adapter(dataset["adapter"], dataset["root"], dataset["options"])
     files = list_files(adapter, dataset["modality"], dataset["shards"], snakemake.params.salt)
     write_listing(files, snakemake.output.private, snakemake.output.files)
     write_units(snakemake.output.units, adapter.units())

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from readrace.data.cache import dataset_descriptor, write_cache, write_descriptor
 from readrace.data.manifest import MANIFEST_COLUMNS, validate_manifest
@@ -43,6 +44,40 @@ INVALID_VALUE_GROUP = "invalid value"
 
 class IngestError(RuntimeError):
     """Ingestion lost or duplicated files, or its inputs disagree."""
+
+
+#: Columns of the shard index (results/{dataset}/ingest/shards.csv).
+SHARD_INDEX_COLUMNS: tuple[str, ...] = ("shard", "rows", "quarantine", "images", "n_images")
+
+
+def write_shard_index(shards: list[tuple[str, str, str]], path: str | Path) -> pd.DataFrame:
+    """The index of a dataset's shards: their (rows, quarantine, images) files and images.
+
+    The gather job reads the shards through it. Its own single input keeps the gather job
+    cheap in Snakemake's DAG: every model's training and prediction asks for the gather's
+    outputs, and Snakemake compares each such request with every input of the job that
+    produces it (thousands of shard files on a real dataset).
+    """
+    rows = []
+    for number, (rows_path, quarantine_path, images_path) in enumerate(shards):
+        n_rows = pq.read_metadata(rows_path).num_rows
+        n_images = np.load(images_path, mmap_mode="r").shape[0]
+        if n_rows != n_images:
+            raise IngestError(f"{rows_path}: {n_rows} rows but {n_images} images in {images_path}")
+        rows.append({"shard": number, "rows": str(rows_path), "quarantine": str(quarantine_path),
+                     "images": str(images_path), "n_images": n_images})
+    index = pd.DataFrame(rows, columns=list(SHARD_INDEX_COLUMNS))
+    index.to_csv(path, index=False)
+    return index
+
+
+def read_shard_index(path: str | Path) -> list[tuple[Path, Path, Path]]:
+    """The (rows, quarantine, images) files of every shard, in shard order."""
+    index = pd.read_csv(path, dtype={"rows": str, "quarantine": str, "images": str})
+    missing = [column for column in SHARD_INDEX_COLUMNS if column not in index]
+    if missing:
+        raise IngestError(f"{path} is not a shard index: it lacks {', '.join(missing)}")
+    return [(Path(r), Path(q), Path(i)) for r, q, i in zip(index["rows"], index["quarantine"], index["images"])]
 
 
 def gather_shards(
