@@ -10,7 +10,7 @@ import pytest
 from readrace.evaluation.predictions import Predictions
 from readrace.evaluation.scoring import SCORE_COLUMNS, score_predictions
 from readrace.evaluation.tables import TABLE_COLUMNS, render_markdown
-from readrace.experiments import KINDS, evaluation_datasets, expand_experiments, experiment_targets
+from readrace.experiments import KINDS, evaluation_datasets, expand_experiments, experiment_targets, model_of
 from readrace.experiments.race_detection import (
     RaceDetectionModel,
     filter_figure_inputs,
@@ -42,6 +42,15 @@ def test_matrix_expands_every_combination_once_by_kind():
     model = RaceDetectionModel("cxr-a", "resnet34", "lpf-d8", 1)
     assert model.path == "race_detection/cxr-a/resnet34/lpf-d8/seed1"
     assert model.path == RaceDetectionModel.PATH.format(train="cxr-a", arch="resnet34", perturbation="lpf-d8", seed=1)
+
+
+def test_a_model_id_reads_back_as_its_coordinate():
+    model = RaceDetectionModel("cxr-a", "resnet34", "bpf-d10-50", 2)
+    assert model_of(model.path) == model
+    assert model.columns == {"train_dataset": "cxr-a", "arch": "resnet34", "perturbation": "bpf-d10-50", "seed": 2}
+    for bad in ("race_detection/cxr-a/resnet34/none/seedx", "race_detection/cxr-a/none/seed0", "clinical/a/b"):
+        with pytest.raises(ValueError, match="model id"):
+            model_of(bad)
 
 
 def test_the_kind_asks_for_its_table_and_only_filter_models_get_the_figures():

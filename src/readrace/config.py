@@ -143,6 +143,10 @@ def _check_semantics(config: dict[str, Any]) -> None:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
 
 
+#: What the datasets of one group must share, and how to read it from a dataset's config.
+_GROUP_SHARED = (("modality", lambda d: d["modality"]), ("preprocess.size", lambda d: d["preprocess"]["size"]))
+
+
 def _check_groups(config: dict[str, Any]) -> list[str]:
     """The datasets of a group test each other's models: they must share the task modality
     and the cache size (a filter diameter in frequency bins of the cache grid means another
@@ -152,7 +156,7 @@ def _check_groups(config: dict[str, Any]) -> list[str]:
         groups.setdefault(dataset_group(config, name), []).append(name)
     problems = []
     for group, names in groups.items():
-        for key, value in (("modality", lambda d: d["modality"]), ("preprocess.size", lambda d: d["preprocess"]["size"])):
+        for key, value in _GROUP_SHARED:
             values = {name: value(config["datasets"][name]) for name in names}
             if len(set(values.values())) > 1:
                 listed = ", ".join(f"{name}: {v}" for name, v in values.items())

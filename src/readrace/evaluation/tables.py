@@ -1,12 +1,12 @@
 """The race-detection table: long CSV, and a Markdown rendering laid out like the paper's Table 3.
 
 The CSV has one row per (model, level, class) of every race-detection model on every test
-dataset: the model's coordinate (train_dataset, arch, perturbation, seed), the test
-dataset, and the scores' columns (:data:`readrace.evaluation.scoring.SCORE_COLUMNS`). The Markdown keeps the
-paper's sections: internal validation and external validation of the chest-radiograph models
-(one column per class), binary (Black or White) detection in the other modalities (the AUC at
-every level, as "0.92 (slice; 0.91-0.93)"), and, beyond the paper's Table 3, every perturbed
-model's macro AUC.
+dataset: the model's id and coordinate (train_dataset, arch, perturbation, seed), the test
+dataset, and the scores' columns (:data:`readrace.evaluation.scoring.SCORE_COLUMNS`). The
+Markdown keeps the paper's sections: internal validation and external validation of the
+chest-radiograph models (one column per class), binary (Black or White) detection in the
+other modalities (the AUC at every level, each named for what it is, as "0.92 (slice;
+0.91-0.93)"), and, beyond the paper's Table 3, every perturbed model's macro AUC.
 """
 
 from __future__ import annotations

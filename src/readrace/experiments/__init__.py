@@ -17,6 +17,7 @@ Torch-free: the Snakefile expands the matrix while it is parsed, dry runs includ
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -74,6 +75,14 @@ def check_experiments(config: dict[str, Any]) -> list[str]:
 def experiment_targets(config: dict[str, Any], coordinates: dict[str, list[Any]]) -> list[str]:
     """The files ``rule all`` asks for, kind by kind."""
     return [target for name, kind in KINDS.items() if coordinates[name] for target in kind.targets(coordinates[name], config)]
+
+
+def path_pattern(template: str) -> re.Pattern[str]:
+    """The regular expression of a model-id template (``kind/{field}/seed{seed}``): each
+    field one folder name, so that a kind spells its ids once and reads them back."""
+    parts = re.split(r"\{(\w+)\}", template)
+    regex = "".join(re.escape(part) if k % 2 == 0 else f"(?P<{part}>[^/]+)" for k, part in enumerate(parts))
+    return re.compile(regex)
 
 
 def model_of(path: str) -> Any:

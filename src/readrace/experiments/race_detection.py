@@ -13,12 +13,11 @@ Rules: ``workflow/rules/race_detection.smk``; schema: ``$defs/race_detection_blo
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from readrace import paths
-from readrace.experiments import ExperimentKind, evaluation_datasets
+from readrace.experiments import ExperimentKind, evaluation_datasets, path_pattern
 from readrace.tasks import Task, race_task
 from readrace.transforms.perturbation_ids import parse_perturbation_id
 
@@ -49,7 +48,7 @@ class RaceDetectionModel:
     @classmethod
     def from_path(cls, path: str) -> RaceDetectionModel:
         match = _PATH.fullmatch(path)
-        if match is None:
+        if match is None or not match["seed"].isdigit():
             raise ValueError(f"{path!r} is not a race-detection model id ({cls.PATH})")
         return cls(match["train"], match["arch"], match["perturbation"], int(match["seed"]))
 
@@ -59,7 +58,7 @@ class RaceDetectionModel:
         return {"train_dataset": self.train, "arch": self.arch, "perturbation": self.perturbation, "seed": self.seed}
 
 
-_PATH = re.compile(re.escape(NAME) + r"/(?P<train>[^/]+)/(?P<arch>[^/]+)/(?P<perturbation>[^/]+)/seed(?P<seed>\d+)")
+_PATH = path_pattern(RaceDetectionModel.PATH)
 
 
 def task(config: dict[str, Any], train: str) -> Task:
