@@ -86,6 +86,22 @@ def private_csv(run: Path, name: str, table: str) -> pd.DataFrame:
     return pd.read_csv(run / f"private/{name}/{table}.csv", dtype=str, keep_default_na=False)
 
 
+@pytest.fixture(scope="module")
+def report(run) -> tuple[str, dict[str, dict]]:
+    """results/report.html, built once, and the items it embeds (path -> item)."""
+    result = snakemake(run, "--report", "results/report.html")
+    assert result.returncode == 0, result.stderr[-4000:]
+    html = (run / "results/report.html").read_text()
+    start = html.index("var results = {") + len("var results = ")
+    items, _ = json.JSONDecoder().raw_decode(html[start:])
+    return html, items
+
+
+def embedded(item: dict) -> bytes:
+    """The file a report item embeds (base64 in its data URI)."""
+    return base64.b64decode(item["data_uri"].split("base64,", 1)[1])
+
+
 def test_every_file_is_ingested_or_quarantined(run):
     for name in TINY["datasets"]:
         files = private_csv(run, name, "files")["path"]
@@ -127,7 +143,7 @@ def test_broken_files_and_exclusions_are_quarantined_with_their_reason(run):
         assert not set(kept) & set(reasons.index)
 
 
-def test_no_phi_in_results_or_logs(run):
+def test_no_phi_in_results_or_logs(run, report):
     phi = set()
     for name in TINY["datasets"]:
         truth = pd.read_csv(run / f"data/synthetic/{name}/truth.csv")
@@ -140,12 +156,15 @@ def test_no_phi_in_results_or_logs(run):
     assert len(phi) > 20
     written = [p for p in (run / "results").rglob("*") if p.is_file()] + list((run / "logs").rglob("*.log"))
     assert any(p.suffix == ".pt" for p in written)  # model weights are searched too
+    assert any(p.name == "report.html" for p in written)  # and the report, with what it embeds
     # One pass per file: an alternation of every value, longest first.
     pattern = re.compile(b"|".join(re.escape(v.encode()) for v in sorted(phi, key=len, reverse=True)))
     for path in written:
         texts = [path.read_bytes()]
         if path.suffix == ".parquet":  # compressed: search the decoded table too
             texts.append(pd.read_parquet(path).to_csv(index=False).encode())
+        if path.name == "report.html":  # base64: search every embedded file too
+            texts += [embedded(item) for item in report[1].values()]
         for text in texts:
             found = pattern.search(text)
             assert found is None, f"{found.group().decode()!r} found in {path}"
@@ -366,21 +385,16 @@ def test_summary_counts_agree_with_manifest_and_quarantine(run):
     assert summary.loc[summary["group"] == "quarantine", "count"].sum() == len(quarantine)
 
 
-def test_report_is_self_contained_with_tables_figures_captions_and_the_config(run):
-    result = snakemake(run, "--report", "results/report.html")
-    assert result.returncode == 0, result.stderr[-4000:]
-    html = (run / "results/report.html").read_text()
+def test_report_is_self_contained_with_tables_figures_captions_and_the_config(run, report):
+    html, items = report
     assert not re.search(r"""<(script|img|link)[^>]+(src|href)=["']https?://""", html)  # nothing fetched
-    start = html.index("var results = {") + len("var results = ")
-    items, _ = json.JSONDecoder().raw_decode(html[start:])
     assert set(items) == {
         "results/config.yaml", "results/tables/race_detection.csv",
         "results/figures/filter_auc.png", "results/figures/filter_samples.png",
     }
     payloads = {}
     for path, item in items.items():
-        header, data = item["data_uri"].split("base64,", 1)
-        payloads[path] = base64.b64decode(data)
+        payloads[path] = embedded(item)
         assert payloads[path] == (run / path).read_bytes(), path
         caption = (REPO / "workflow/report" / f"{Path(path).stem}.rst").read_text().split()[:4]
         assert " ".join(caption) in " ".join(item["caption"].split()), path
