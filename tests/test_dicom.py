@@ -31,6 +31,7 @@ from pydicom.uid import (
     generate_uid,
 )
 
+from conftest import make_dataset, save
 from readrace.ingest.dicom import (
     MAX_REASON_LENGTH,
     DicomHeader,
@@ -41,40 +42,6 @@ from readrace.ingest.dicom import (
 )
 
 TEST_FILES = Path(pydicom.data.__file__).parent / "test_files"
-
-
-def make_dataset(
-    pixels: np.ndarray,
-    *,
-    modality: str = "DX",
-    photometric: str = "MONOCHROME2",
-    bits_stored: int | None = None,
-    sop_class: str = DigitalXRayImageStorageForPresentation,
-    name: str = "image",
-    **attributes: object,
-) -> Dataset:
-    """A minimal image dataset; UIDs derive from ``name`` so every run writes the same bytes."""
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.SOPClassUID = sop_class
-    ds.SOPInstanceUID = generate_uid(entropy_srcs=[name])
-    ds.StudyInstanceUID = generate_uid(entropy_srcs=["study"])
-    ds.SeriesInstanceUID = generate_uid(entropy_srcs=["series"])
-    ds.PatientID = "P0001"
-    ds.Modality = modality
-    pixels = np.asarray(pixels)
-    ds.set_pixel_data(
-        pixels, photometric, bits_stored or pixels.itemsize * 8, generate_instance_uid=False
-    )
-    for keyword, value in attributes.items():
-        setattr(ds, keyword, value)
-    return ds
-
-
-def save(ds: Dataset, path: Path) -> Path:
-    ds.save_as(path, enforce_file_format=True)
-    return path
 
 
 def error_of(path: Path) -> DicomReadError:

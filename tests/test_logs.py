@@ -63,10 +63,10 @@ def test_an_unexpected_error_on_one_file_is_logged_by_file_id(tmp_path, monkeypa
     adapter = make_adapter("generic", root, {"manifest": "manifest.csv"})
     real = shard_module.read_image
 
-    def fragile(path):
+    def fragile(path, min_size=None):
         if path.name == "1.png":
             raise RuntimeError(f"decoder crashed on {path}")
-        return real(path)
+        return real(path, min_size)
 
     monkeypatch.setattr(shard_module, "read_image", fragile)
     public, private = tmp_path / "logs/shard.log", tmp_path / "private/logs/shard.log"

@@ -33,12 +33,23 @@ def _empty_header(path: Path, rows: int, columns: int) -> DicomHeader:
     )
 
 
-def read_raster(path: str | Path) -> DicomImage:
-    """One grayscale JPEG or PNG as a one-frame image in [0, 1]; DicomReadError says why not."""
+def read_raster(path: str | Path, min_size: int | None = None) -> DicomImage:
+    """One grayscale JPEG or PNG as a one-frame image in [0, 1]; DicomReadError says why not.
+
+    With ``min_size``, a JPEG is decoded at the smallest DCT scale (1/2, 1/4 or 1/8) whose
+    sides are both at least ``min_size`` (readrace.ingest.codecs explains why that is safe);
+    the image's ``reduction`` says by how much.
+    """
     path = Path(path)
+    reduction = 1
     try:
         with Image.open(path) as image:
+            full_size = image.size
+            if min_size is not None:
+                image.draft(image.mode, (min_size, min_size))
             image.load()
+            if image.size != full_size:
+                reduction = 2 ** round(np.log2(full_size[0] / image.size[0]))
             mode = image.mode
             if mode in _PALETTE_MODES:  # palette indices are not grey levels: look them up
                 image = image.convert("RGB")
@@ -63,4 +74,5 @@ def read_raster(path: str | Path) -> DicomImage:
         raise DicomReadError(f"unsupported image mode {known_term(mode, PIL_MODES) or '(unrecognised)'}")
     if values.min() == values.max():
         raise DicomReadError("constant image (no contrast)")
-    return DicomImage(header=_empty_header(path, *values.shape), frames=values[None], is_ct=False)
+    header = _empty_header(path, *full_size[::-1])
+    return DicomImage(header=header, frames=values[None], is_ct=False, reduction=reduction)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,6 +97,7 @@ class _Accepted:
     header: DicomHeader
     record: dict[str, Any]
     pixels: np.ndarray  # (n_frames, size, size)
+    reduction: int  # readrace.ingest.dicom.DicomImage.reduction
 
 
 @dataclass
@@ -120,11 +121,20 @@ def _study_lookup(adapter: DatasetAdapter) -> dict[tuple[str, str], dict[str, An
     return {(str(r["patient_key"]), str(r["study_key"])): r for r in records}
 
 
-def read_image(path: Path) -> DicomImage:
-    """A DICOM file, or a JPEG / PNG file (by its suffix)."""
+def read_image(path: Path, min_size: int | None = None) -> DicomImage:
+    """A DICOM file, or a JPEG / PNG file (by its suffix); ``min_size`` allows a reduced
+    resolution decode (readrace.ingest.codecs)."""
     if path.suffix.lower() in RASTER_SUFFIXES:
-        return read_raster(path)
-    return read_dicom(path)
+        return read_raster(path, min_size)
+    return read_dicom(path, min_size)
+
+
+def decode_size(preprocess: Mapping[str, Any]) -> int | None:
+    """The smallest side a decode may reduce an image to: twice the cache size, so that the
+    antialiased resize keeps a factor 2 of margin; None with ``reduced_decoding: false``."""
+    if not preprocess.get("reduced_decoding", True):
+        return None
+    return 2 * int(preprocess["size"])
 
 
 def _file_lookup(adapter: DatasetAdapter) -> dict[str, dict[str, Any]]:
@@ -154,7 +164,7 @@ def _decode_and_check(
     patient = pseudonymize(str(known["patient_key"]), salt, "patient") if "patient_key" in known else ""
     if "exclusion" in known:  # decided by the tables (a lateral view, say): no need to decode
         raise Rejected(str(known["exclusion"]), patient, str(known.get("exclusion_detail", "")))
-    image = read_image(adapter.root / path)
+    image = read_image(adapter.root / path, decode_size(preprocess))
     header = image.header
     accepted = ACCEPTED_DICOM_MODALITIES[modality]
     if header.modality and header.modality not in accepted:
@@ -182,7 +192,7 @@ def _decode_and_check(
         raise Rejected(str(excluded), patient, detail)
     pixels = to_cache(image.frames, image.is_ct, preprocess["size"], preprocess.get("window"))
     record = {**record, "view": known.get("view"), "laterality": known.get("laterality")}
-    return _Accepted(path, fid, header, record, pixels)
+    return _Accepted(path, fid, header, record, pixels, image.reduction)
 
 
 def _row(
@@ -267,6 +277,10 @@ def ingest_shard(
                       fid, type(error).__name__)
             state.reject(fid, UNEXPECTED_ERROR, traceback_detail(error))
 
+    reduced = Counter(item.reduction for item in state.accepted if item.reduction > 1)
+    if reduced:
+        log.info("%d of %d images decoded at a reduced resolution (%s)", sum(reduced.values()), len(state.accepted),
+                 ", ".join(f"1/{factor}: {count}" for factor, count in sorted(reduced.items())))
     if modality == "ct":
         placed = _order_ct(state.accepted, state)
     else:
