@@ -218,6 +218,8 @@ def test_window_and_rescale_as_pydicom_applies_them(
     ds = pydicom.dcmread(path)
     frame = np.asarray(ds.pixel_array)
     fast = dicom._frame_values(frame, ds, False, photometric == "MONOCHROME1", 0, 1)
+    if isinstance(fast, dicom.Affine):
+        fast = fast.apply(frame)
     reference = dicom._lut_values(frame, ds, False, photometric == "MONOCHROME1", 0, 1)
     assert fast.dtype == reference.dtype == np.float32
     np.testing.assert_allclose(fast, reference, atol=1e-6, rtol=0)
@@ -261,3 +263,33 @@ def test_element_values_equal_pydicoms_on_its_corpus() -> None:
             assert _plain(element_value(ds, keyword)) == expected, (path.name, keyword)
             compared += expected is not None
     assert compared > 500
+
+
+CACHE_CASES = [
+    # (modality, photometric, window center, window width, slope, intercept)
+    ("DX", "MONOCHROME2", 1800, 900, 1, 0),  # the window clips both ends of the data
+    ("DX", "MONOCHROME1", 2048, 4096, 1, 0),  # a window covering all the data: no clip
+    ("DX", "MONOCHROME2", None, None, 1, 0),  # min-max
+    ("CT", "MONOCHROME2", None, None, 1, -1024),  # Hounsfield units, then the CT window
+]
+
+
+@pytest.mark.parametrize("modality, photometric, center, width, slope, intercept", CACHE_CASES)
+def test_resizing_stored_values_then_mapping_equals_mapping_then_resizing(
+    tmp_path: Path, modality, photometric, center, width, slope, intercept
+) -> None:
+    from readrace.ingest.preprocess import cache_pixels
+
+    attributes = {"RescaleSlope": slope, "RescaleIntercept": intercept}
+    if center is not None:
+        attributes.update(WindowCenter=center, WindowWidth=width)
+    stored = radiograph(300, 250, 12)
+    ds = make_dataset(stored, modality=modality, photometric=photometric, bits_stored=12, **attributes)
+    image = read_dicom(save(ds, tmp_path / "image.dcm"))
+    assert image.affines is not None
+    window = {"center": -600, "width": 1500} if modality == "CT" else None
+    lazy = cache_pixels(image, 64, window).astype(np.float32)
+    eager = to_cache(image.frames, image.is_ct, 64, window).astype(np.float32)
+    # float16 cache values: at most one unit in the last place apart (2**-11 below 1)
+    np.testing.assert_allclose(lazy, eager, atol=2**-11, rtol=0)
+    assert np.abs(lazy - eager).mean() < 1e-4

@@ -80,6 +80,7 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -223,19 +224,73 @@ class DicomHeader:
 
 
 @dataclass(frozen=True)
+class Affine:
+    """Values as ``gain * stored + offset``, clipped to [0, 1] when ``clip``: the common
+    modality + VOI transform (and MONOCHROME1's inversion) of one frame."""
+
+    gain: float
+    offset: float
+    clip: bool
+
+    def apply(self, stored: np.ndarray) -> np.ndarray:
+        """The values of ``stored`` as float32, computed in float64 (as pydicom's LUT
+        functions compute) by blocks of rows, so that no float64 copy of a radiograph's frame
+        (tens of megabytes) is ever made."""
+        out = np.empty(stored.shape, dtype=np.float32)
+        block = max(1, _AFFINE_BLOCK // max(1, stored[0].size))
+        for start in range(0, len(stored), block):
+            values = np.multiply(stored[start : start + block], self.gain, dtype=np.float64)
+            values += self.offset
+            if self.clip:
+                np.clip(values, 0.0, 1.0, out=values)
+            out[start : start + block] = values
+        return out
+
+    def then(self, gain: float, offset: float, clip: bool) -> Affine:
+        """This map followed by ``gain * x + offset`` (clipped when ``clip``); only an
+        unclipped map can be followed."""
+        if self.clip:
+            raise ValueError("a clipped map cannot be composed")
+        return Affine(self.gain * gain, self.offset * gain + offset, clip)
+
+    def stored_bounds(self) -> tuple[float, float]:
+        """The stored values the map sends to 0 and 1, in increasing order: clipping the
+        stored values there and mapping after is the same as mapping and clipping, and it
+        commutes with a resize whose weights sum to 1 (readrace.ingest.preprocess)."""
+        ends = (-self.offset / self.gain, (1.0 - self.offset) / self.gain)
+        return min(ends), max(ends)
+
+
+#: Pixels per block of :meth:`Affine.apply` (a float64 block of 512 KiB stays in the CPU cache).
+_AFFINE_BLOCK = 1 << 16
+
+
+@dataclass(frozen=True)
 class DicomImage:
-    """A decoded image: float32 ``frames`` of shape ``(n_frames, rows, columns)``.
+    """A decoded image: float32 :attr:`frames` of shape ``(n_frames, rows, columns)``.
 
     ``is_ct`` is True when the frames are Hounsfield units (modality LUT only); otherwise
     they are display values in [0, 1] with 1 white. ``reduction`` is the factor (a power of
     two) by which the frames are smaller than the header's Rows and Columns: 1 unless the
     image was decoded at a reduced resolution (readrace.ingest.codecs).
+
+    ``pixels`` are the frames themselves, or, when ``affines`` is given, their stored values,
+    frame i's values being ``affines[i].apply(pixels[i])``: so that the cache can be made by
+    resizing the stored values and mapping the small result (readrace.ingest.preprocess),
+    which saves a pass over a full-size frame.
     """
 
     header: DicomHeader
-    frames: np.ndarray
+    pixels: np.ndarray
     is_ct: bool
     reduction: int = 1
+    affines: tuple[Affine, ...] | None = None
+
+    @cached_property
+    def frames(self) -> np.ndarray:
+        if self.affines is None:
+            return self.pixels
+        return np.stack([affine.apply(frame) for affine, frame in zip(self.affines, self.pixels)])
 
 
 def read_header(path: str | Path) -> DicomHeader:
@@ -445,17 +500,22 @@ def _decode(ds: Dataset, path: Path, min_size: int | None) -> DicomImage:
             f"{header.n_frames}"
         )
     if colour:
-        return DicomImage(header=header, frames=_colour_stored_grey(stack, header), is_ct=False)
+        return DicomImage(header=header, pixels=_colour_stored_grey(stack, header), is_ct=False)
     stack = stack[..., 0]
 
     is_ct = header.modality == "CT"
     invert = header.photometric == "MONOCHROME1"
     group_keywords = _functional_group_keywords(ds)
-    frames = np.empty(stack.shape, dtype=np.float32)
+    values = []
     for i, stored in enumerate(stack):
         _use_frame_attributes(ds, group_keywords, i)
-        frames[i] = _frame_values(stored, ds, is_ct, invert, i, len(stack))
-    return DicomImage(header=header, frames=frames, is_ct=is_ct, reduction=factor)
+        values.append(_frame_values(stored, ds, is_ct, invert, i, len(stack)))
+    if all(isinstance(value, Affine) for value in values):
+        return DicomImage(header=header, pixels=stack, is_ct=is_ct, reduction=factor, affines=tuple(values))
+    frames = np.empty(stack.shape, dtype=np.float32)
+    for i, value in enumerate(values):
+        frames[i] = value.apply(stack[i]) if isinstance(value, Affine) else value
+    return DicomImage(header=header, pixels=frames, is_ct=is_ct, reduction=factor)
 
 
 def _check_image_attributes(ds: Dataset, header: DicomHeader) -> bool:
@@ -526,17 +586,18 @@ def _colour_stored_grey(stack: np.ndarray, header: DicomHeader) -> np.ndarray:
 
 def _frame_values(
     stored: np.ndarray, ds: Dataset, is_ct: bool, invert: bool, frame: int, n_frames: int
-) -> np.ndarray:
+) -> np.ndarray | Affine:
     """One frame's float32 values: Hounsfield units for CT, else display values in [0, 1].
 
     The common case (a rescale or none, then a linear window or none) is one affine map of
-    the stored values, clipped to [0, 1] for a window, computed in one pass; a sigmoid
+    the stored values, clipped to [0, 1] for a window, returned as an :class:`Affine` (not
+    clipped when no stored value of the frame reaches the window's ends); a sigmoid
     window is evaluated on the table of the frame's stored range and gathered. A Modality
     or VOI LUT Sequence, or values that are not plain numbers, go through pydicom's LUT
     functions (:func:`_lut_values`). Both give the same values (tested).
     """
     rescale = _plain_rescale(ds)
-    window = _NOT_PLAIN if is_ct else _plain_window(ds)
+    window = None if is_ct else _plain_window(ds)
     if rescale is None or window is _NOT_PLAIN or stored.dtype.kind not in "iu":
         return _lut_values(stored, ds, is_ct, invert, frame, n_frames)
     slope, intercept, applied = rescale
@@ -548,7 +609,7 @@ def _frame_values(
     if ends[0] == ends[1]:
         raise DicomReadError(_constant_reason(frame, n_frames))
     if is_ct:
-        return _affine(stored, slope, intercept, clip=False)
+        return Affine(slope, intercept, clip=False)
     rising = not applied or slope > 0
     usable = window is not None and _window_fraction(ends, *window, rising=rising) is not None
     if not usable:  # no window, or an unusable one: min-max, as a viewer's auto window
@@ -570,30 +631,14 @@ def _frame_values(
             raise DicomReadError(_constant_reason(frame, n_frames) + " after the VOI window")
         display = (1.0 - display if invert else display).astype(np.float32)
         return display[np.subtract(stored, low, dtype=np.intp)]
-    if clip and np.ptp(np.clip(ends * gain + offset, 0.0, 1.0)) == 0:
-        raise DicomReadError(_constant_reason(frame, n_frames) + " after the VOI window")
+    if clip:
+        mapped = ends * gain + offset
+        if np.ptp(np.clip(mapped, 0.0, 1.0)) == 0:
+            raise DicomReadError(_constant_reason(frame, n_frames) + " after the VOI window")
+        clip = bool(mapped.min() < 0.0 or mapped.max() > 1.0)
     if invert:
         gain, offset = -gain, 1.0 - offset
-    return _affine(stored, gain, offset, clip)
-
-
-def _affine(stored: np.ndarray, gain: float, offset: float, clip: bool) -> np.ndarray:
-    """``gain * stored + offset`` (clipped to [0, 1]) as float32, computed in float64 (as
-    pydicom's LUT functions compute) by blocks of rows, so that no float64 copy of a
-    radiograph's frame (tens of megabytes) is ever made."""
-    out = np.empty(stored.shape, dtype=np.float32)
-    block = max(1, _AFFINE_BLOCK // max(1, stored[0].size))
-    for start in range(0, len(stored), block):
-        values = np.multiply(stored[start : start + block], gain, dtype=np.float64)
-        values += offset
-        if clip:
-            np.clip(values, 0.0, 1.0, out=values)
-        out[start : start + block] = values
-    return out
-
-
-#: Pixels per block of :func:`_affine` (a float64 block of 512 KiB stays in the CPU cache).
-_AFFINE_BLOCK = 1 << 16
+    return Affine(gain, offset, clip)
 
 
 def _display_is_min_max(ds: Dataset) -> bool:

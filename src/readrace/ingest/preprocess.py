@@ -7,6 +7,13 @@ Hounsfield units and is mapped through a window (``center``, ``width`` in HU) to
 Images are resized straight to ``size`` x ``size`` (the aspect ratio is not kept, as in the
 paper's training), with an antialiased bilinear filter so that downsampling does not alias
 high spatial frequencies into low ones: the frequency experiments depend on it.
+
+When a frame's values are an affine map of its stored values (readrace.ingest.dicom.Affine,
+the common case), :func:`cache_pixels` resizes the stored values and maps the small result:
+the resize's weights sum to 1, so it commutes with the map, and with the clip once the clip
+is moved onto the stored values (their bounds are where the map reaches 0 and 1). That saves
+a full-size pass (and a full-size float copy) per frame; the values agree with mapping first
+to float32 rounding (tested).
 """
 
 from __future__ import annotations
@@ -14,6 +21,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from readrace.ingest.dicom import Affine, DicomImage
 
 #: dtype of the cache: float16 keeps about 11 bits of the [0, 1] range, enough for the faint
 #: high-frequency content that 8-bit PNGs (the paper's cache) would quantise away.
@@ -45,3 +54,21 @@ def to_cache(frames: np.ndarray, is_ct: bool, size: int, window: dict | None) ->
         frames = window_hu(frames, window["center"], window["width"])
     resized = resize_square(frames, size)
     return np.clip(resized, 0.0, 1.0).astype(CACHE_DTYPE)
+
+
+def cache_pixels(image: DicomImage, size: int, window: dict | None) -> np.ndarray:
+    """:func:`to_cache` of a decoded image, mapping after the resize where the map is affine."""
+    if image.affines is None:
+        return to_cache(image.frames, image.is_ct, size, window)
+    frames = []
+    for stored, affine in zip(image.pixels, image.affines):
+        if image.is_ct:
+            if window is None:
+                raise ValueError("CT frames need a window (center, width in HU)")
+            low = window["center"] - window["width"] / 2.0
+            affine = affine.then(1.0 / window["width"], -low / window["width"], clip=True)
+        values = stored.astype(np.float32)
+        if affine.clip:
+            np.clip(values, *affine.stored_bounds(), out=values)
+        frames.append(affine.apply(resize_square(values[None], size)[0]))
+    return np.clip(np.stack(frames), 0.0, 1.0).astype(CACHE_DTYPE)

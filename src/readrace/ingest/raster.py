@@ -75,4 +75,4 @@ def read_raster(path: str | Path, min_size: int | None = None) -> DicomImage:
     if values.min() == values.max():
         raise DicomReadError("constant image (no contrast)")
     header = _empty_header(path, *full_size[::-1])
-    return DicomImage(header=header, frames=values[None], is_ct=False, reduction=reduction)
+    return DicomImage(header=header, pixels=values[None], is_ct=False, reduction=reduction)

@@ -32,7 +32,7 @@ from readrace.data.manifest import MANIFEST_COLUMNS
 from readrace.data.pseudonym import file_id, pseudonymize
 from readrace.ingest.adapters import DatasetAdapter, DatasetError
 from readrace.ingest.dicom import DicomHeader, DicomImage, DicomReadError, order_ct_slices, read_dicom
-from readrace.ingest.preprocess import CACHE_DTYPE, to_cache
+from readrace.ingest.preprocess import CACHE_DTYPE, cache_pixels
 from readrace.ingest.raster import RASTER_SUFFIXES, read_raster
 from readrace.ingest.reasons import DICOM_MODALITIES, known_term, traceback_detail
 from readrace.ingest.values import NUMERIC_COLUMNS, Range, parse_values
@@ -190,7 +190,7 @@ def _decode_and_check(
     if excluded:
         detail = f"race value {record.get('race')!r}" if excluded == UNMAPPED_RACE else ""
         raise Rejected(str(excluded), patient, detail)
-    pixels = to_cache(image.frames, image.is_ct, preprocess["size"], preprocess.get("window"))
+    pixels = cache_pixels(image, preprocess["size"], preprocess.get("window"))
     record = {**record, "view": known.get("view"), "laterality": known.get("laterality")}
     return _Accepted(path, fid, header, record, pixels, image.reduction)
 
