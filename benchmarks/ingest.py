@@ -28,6 +28,7 @@ import os
 import statistics
 import tempfile
 import time
+import warnings
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -81,6 +82,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     setup_process()
+    warnings.simplefilter("ignore")  # pydicom's warnings on the cohort's broken files, in the baseline
 
     with tempfile.TemporaryDirectory() as tmp:
         roots = []

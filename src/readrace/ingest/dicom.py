@@ -63,9 +63,16 @@ Reasons (each starts with a stable category phrase)
     unknown header value goes to the error's private ``detail``.
 
 Speed
-    One read, one decode. The value-wise VOI transform is evaluated once per stored value
-    in the frame's range (a table of at most 65536 entries for 16-bit data) and then
-    gathered, instead of once per pixel.
+    One read (through a 1 MiB buffer), one decode, at reduced resolution when the caller
+    allows it (``min_size``; readrace.ingest.codecs: JPEG 2000 resolution levels, JPEG DCT
+    scaling; never for an image whose display is min-max normalised). Uncompressed grey
+    frames are read as a view of the file's bytes, a single JPEG 2000 frame is decoded by
+    openjpeg without pydicom's decoder set-up, and the attributes are read from their raw
+    bytes (readrace.ingest.elements): each gives what pydicom gives (tested on its corpus).
+    The common modality + window transform is an :class:`Affine` kept beside the stored
+    values, so that the cache is made by resizing them and mapping the small result
+    (readrace.ingest.preprocess.cache_pixels); a sigmoid window is evaluated once per stored
+    value in the frame's range and gathered; LUT sequences go through pydicom's functions.
 
 The header deliberately carries the raw PatientID (for joining tables; the caller
 pseudonymises it at once) and no other identifying attribute: no names, birth dates,

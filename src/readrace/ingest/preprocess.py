@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from readrace.ingest.dicom import Affine, DicomImage
+from readrace.ingest.dicom import DicomImage
 
 #: dtype of the cache: float16 keeps about 11 bits of the [0, 1] range, enough for the faint
 #: high-frequency content that 8-bit PNGs (the paper's cache) would quantise away.

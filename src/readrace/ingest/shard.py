@@ -96,7 +96,7 @@ class _Accepted:
     file_id: str
     header: DicomHeader
     record: dict[str, Any]
-    pixels: np.ndarray  # (n_frames, size, size)
+    pixels: np.ndarray  # (n_frames, size, size); released once copied into the shard's array
     reduction: int  # readrace.ingest.dicom.DicomImage.reduction
 
 
@@ -286,13 +286,16 @@ def ingest_shard(
     else:
         placed = [(item, [None] * item.pixels.shape[0]) for item in state.accepted]
 
-    rows, images = [], []
+    size = preprocess["size"]
+    # Copied into one array file by file, each file's pixels released once copied: the shard
+    # never holds its cache images twice (a 2,000-file shard at 320 px is 400 MB of them).
+    stacked = np.empty((sum(len(indices) for _, indices in placed), size, size), CACHE_DTYPE)
+    rows: list[dict[str, Any]] = []
     for item, slice_indices in placed:
         for frame, slice_index in enumerate(slice_indices):
+            stacked[len(rows)] = item.pixels[frame]
             rows.append(_row(item, frame, slice_index, modality, salt, ranges))
-            images.append(item.pixels[frame])
-    size = preprocess["size"]
-    stacked = np.stack(images).astype(CACHE_DTYPE) if images else np.zeros((0, size, size), CACHE_DTYPE)
+        item.pixels = None  # type: ignore[assignment]
     table = pd.DataFrame(rows, columns=list(SHARD_ROW_COLUMNS))
     table[list(NUMERIC_COLUMNS)] = table[list(NUMERIC_COLUMNS)].astype(float)
     quarantine = pd.DataFrame(state.quarantine, columns=list(QUARANTINE_COLUMNS))
