@@ -47,9 +47,9 @@ from pydicom.uid import (
     JPEGExtended12Bit,
 )
 
-from readrace.ingest.elements import element_value
+from readrace.ingest.elements import int_value
 
-__all__ = ["StoredFrames", "jpeg2000_levels", "reduction", "stored_frames"]
+__all__ = ["StoredFrames", "jpeg2000_levels", "reduction", "reduction_factor", "stored_frames"]
 
 _JPEG2000 = frozenset({JPEG2000Lossless, JPEG2000, HTJ2KLossless, HTJ2KLosslessRPCL, HTJ2K})
 #: DCT-based JPEG that Pillow decodes (8-bit samples: process 1, and process 2/4 files of 8 bits).
@@ -99,6 +99,12 @@ def reduction(rows: int, columns: int, min_size: int, max_steps: int) -> int:
     while steps < max_steps and -(-min(rows, columns) // 2 ** (steps + 1)) >= min_size:
         steps += 1
     return steps
+
+
+def reduction_factor(full: int, reduced: int) -> int:
+    """The power of two a side of ``full`` pixels was divided by to give ``reduced`` (the
+    codecs round up: ceil(full / 2**r), so the ratio is only close to 2**r)."""
+    return 2 ** round(np.log2(full / reduced))
 
 
 def jpeg2000_levels(codestream: bytes) -> tuple[int, int, bool] | None:
@@ -163,8 +169,7 @@ def _decode_frame(frame: bytes, syntax: UID, ds: Dataset, min_size: int | None) 
         return None
     if array is None:
         return None
-    # ceil(rows / 2**r) rows: the nearest power of two to the ratio is 2**r
-    return StoredFrames(array[None], 2 ** round(np.log2(rows / array.shape[0])))
+    return StoredFrames(array[None], reduction_factor(rows, array.shape[0]))
 
 
 def _jpeg2000_full(frame: bytes, rows: int, columns: int, bits: int) -> np.ndarray | None:
@@ -240,10 +245,5 @@ def _native_frames(ds: Dataset, syntax: UID) -> np.ndarray | None:
 
 
 def _int(ds: Dataset, keyword: str, default: int) -> int:
-    try:
-        value = element_value(ds, keyword)
-        if isinstance(value, list):
-            value = value[0] if value else None
-        return int(value) if value is not None and value != "" else default
-    except Exception:  # noqa: BLE001 - a malformed element: the full decoder reports it
-        return default
+    value = int_value(ds, keyword)
+    return default if value is None else value

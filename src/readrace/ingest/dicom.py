@@ -110,7 +110,7 @@ from pydicom.uid import (
 )
 
 from readrace.ingest.codecs import stored_frames
-from readrace.ingest.elements import element_value
+from readrace.ingest.elements import element_value, int_value
 from readrace.ingest.reasons import (
     MAX_DETAIL_LENGTH,
     MAX_REASON_LENGTH,
@@ -538,7 +538,7 @@ def _check_image_attributes(ds: Dataset, header: DicomHeader) -> bool:
     photometric = header.photometric
     named = known_term(photometric, PHOTOMETRIC_INTERPRETATIONS)
     unknown = "" if named else f"PhotometricInterpretation {photometric!r}"
-    samples = _int(ds, "SamplesPerPixel")
+    samples = int_value(ds, "SamplesPerPixel")
     colour = photometric in _COLOUR or photometric.startswith("YBR")
     if colour:
         if photometric not in _RGB_DECODED or samples != 3 or "PixelData" not in ds:
@@ -560,7 +560,7 @@ def _native_pixel_reason(ds: Dataset, header: DicomHeader, colour: bool) -> str:
     """Why uncompressed pixel data did not decode, in integers only: the library's message
     stays in the detail."""
     data = _value(ds, "PixelData")
-    bits = _int(ds, "BitsAllocated") or 0
+    bits = int_value(ds, "BitsAllocated") or 0
     expected = header.rows * header.columns * header.n_frames * (3 if colour else 1) * bits // 8
     if isinstance(data, bytes) and 0 < len(data) < expected:
         return f"truncated or corrupt file: pixel data is {len(data)} bytes, {expected} expected"
@@ -914,14 +914,14 @@ def _header(ds: Dataset) -> DicomHeader:
         manufacturer=_text(ds, "Manufacturer"),
         transfer_syntax=_text(ds.file_meta, "TransferSyntaxUID"),
         photometric=_text(ds, "PhotometricInterpretation").upper(),
-        bits_stored=_int(ds, "BitsStored") or 0,
-        rows=_int(ds, "Rows") or 0,
-        columns=_int(ds, "Columns") or 0,
-        n_frames=max(_int(ds, "NumberOfFrames") or 1, 1),
+        bits_stored=int_value(ds, "BitsStored") or 0,
+        rows=int_value(ds, "Rows") or 0,
+        columns=int_value(ds, "Columns") or 0,
+        n_frames=max(int_value(ds, "NumberOfFrames") or 1, 1),
         pixel_spacing=spacing,  # type: ignore[arg-type]
         image_position=position,  # type: ignore[arg-type]
         image_orientation=_floats(_value_or_group(ds, "ImageOrientationPatient"), 6),
-        instance_number=_int(ds, "InstanceNumber"),
+        instance_number=int_value(ds, "InstanceNumber"),
     )
 
 
@@ -952,16 +952,6 @@ def _text(ds: Dataset, keyword: str) -> str:
     if isinstance(value, bytes):
         return value.decode("ascii", errors="replace").strip("\x00 ")
     return str(value).strip()
-
-
-def _int(ds: Dataset, keyword: str) -> int | None:
-    value = _value(ds, keyword)
-    if isinstance(value, MultiValue | list | tuple):
-        value = value[0] if len(value) else None
-    try:
-        return int(value) if value is not None else None
-    except (TypeError, ValueError, OverflowError):
-        return None
 
 
 def _floats(value: Any, n: int) -> tuple[float, ...] | None:

@@ -20,8 +20,9 @@ from typing import Any
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 
-__all__ = ["element_value"]
+__all__ = ["element_value", "int_value"]
 
 _TEXT_VRS = frozenset({"IS", "DS", "CS", "UI"})
 _PLAIN_VRS = _TEXT_VRS | {"US"}
@@ -46,6 +47,23 @@ def element_value(ds: Dataset, keyword: str) -> Any:
     vr = element.VR or dictionary_vr
     value = _parse(element.value, vr, element.is_little_endian) if vr in _PLAIN_VRS else _UNPARSED
     return ds.get(keyword) if value is _UNPARSED else value
+
+
+def int_value(ds: Dataset, keyword: str) -> int | None:
+    """The (first) value of ``keyword`` as an int; None when absent, empty, malformed or not
+    an integer."""
+    try:
+        value = element_value(ds, keyword)
+    except Exception:  # noqa: BLE001 - a malformed raw element fails on first access
+        return None
+    if isinstance(value, MultiValue | list | tuple):
+        value = value[0] if len(value) else None
+    if value is None or (isinstance(value, str | bytes) and not value.strip()):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
 
 
 def _plain_tag(keyword: str) -> tuple[int, str] | None:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from readrace.ingest.codecs import reduction_factor
 from readrace.ingest.dicom import DicomHeader, DicomImage, DicomReadError, equal_channels
 from readrace.ingest.reasons import PIL_MODES, describe, known_term
 
@@ -49,7 +50,7 @@ def read_raster(path: str | Path, min_size: int | None = None) -> DicomImage:
                 image.draft(image.mode, (min_size, min_size))
             image.load()
             if image.size != full_size:
-                reduction = 2 ** round(np.log2(full_size[0] / image.size[0]))
+                reduction = reduction_factor(full_size[0], image.size[0])
             mode = image.mode
             if mode in _PALETTE_MODES:  # palette indices are not grey levels: look them up
                 image = image.convert("RGB")
