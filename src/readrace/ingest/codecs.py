@@ -157,14 +157,15 @@ def _decode_frame(frame: bytes, syntax: UID, ds: Dataset, min_size: int | None) 
     full decoder is needed."""
     rows, columns, bits = _int(ds, "Rows", 0), _int(ds, "Columns", 0), _int(ds, "BitsStored", 0)
     try:
-        array = None
-        if min_size is not None:
-            if syntax in _JPEG2000:
-                array = _jpeg2000_reduced(frame, rows, columns, bits, min_size)
-            else:
-                array = _jpeg_reduced(frame, rows, columns, bits, min_size)
-        if array is None and syntax in _JPEG2000:
-            array = _jpeg2000_full(frame, rows, columns, bits)
+        if syntax in _JPEG2000:
+            parameters = jpeg2000_levels(frame)
+            if parameters is None or parameters[1:] != (bits, False):
+                return None  # signed, or a precision other than BitsStored: pydicom corrects those
+            array = None if min_size is None else _jpeg2000_reduced(frame, rows, columns, bits, parameters[0], min_size)
+            if array is None:
+                array = _jpeg2000_full(frame, rows, columns)
+        else:
+            array = None if min_size is None else _jpeg_reduced(frame, rows, columns, bits, min_size)
     except _CODEC_ERRORS:  # the full decoder will say what is wrong with the frame
         return None
     if array is None:
@@ -172,21 +173,16 @@ def _decode_frame(frame: bytes, syntax: UID, ds: Dataset, min_size: int | None) 
     return StoredFrames(array[None], reduction_factor(rows, array.shape[0]))
 
 
-def _jpeg2000_full(frame: bytes, rows: int, columns: int, bits: int) -> np.ndarray | None:
-    parameters = jpeg2000_levels(frame)
-    if parameters is None or parameters[1:] != (bits, False):
-        return None  # signed, or a precision other than BitsStored: pydicom corrects those
+def _jpeg2000_full(frame: bytes, rows: int, columns: int) -> np.ndarray | None:
     array = openjpeg.decode(frame)
     return array if array.shape == (rows, columns) else None
 
 
-def _jpeg2000_reduced(frame: bytes, rows: int, columns: int, bits: int, min_size: int) -> np.ndarray | None:
-    parameters = jpeg2000_levels(frame)
-    if parameters is None:
-        return None
-    levels, depth, signed = parameters
+def _jpeg2000_reduced(frame: bytes, rows: int, columns: int, bits: int, levels: int, min_size: int) -> np.ndarray | None:
+    """The frame at the coarsest of its ``levels`` that ``min_size`` allows (unsigned samples
+    of ``bits`` bits: checked by the caller), or None when no level is coarse enough."""
     steps = reduction(rows, columns, min_size, levels)
-    if steps == 0 or signed or depth != bits or depth > 16:
+    if steps == 0 or bits > 16:
         return None
     with Image.open(io.BytesIO(frame)) as image:
         image.reduce = steps
@@ -195,7 +191,7 @@ def _jpeg2000_reduced(frame: bytes, rows: int, columns: int, bits: int, min_size
     if array.shape != (-(-rows // 2**steps), -(-columns // 2**steps)):
         return None
     # Pillow returns samples of 9 to 16 bits scaled to 16 bits (shifted left): shift back.
-    return array >> (16 - depth) if array.dtype == np.uint16 else array
+    return array >> (16 - bits) if array.dtype == np.uint16 else array
 
 
 def _jpeg_reduced(frame: bytes, rows: int, columns: int, bits: int, min_size: int) -> np.ndarray | None:
