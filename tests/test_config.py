@@ -94,7 +94,7 @@ def test_snakefile_rejects_a_bad_config_naming_the_key(tmp_path, default_config)
     ("pid", "reason"),
     [
         ("sharpen-2", "unknown perturbation"),
-        ("patch-4", "mask-based perturbations (patch, occlude, lung, nonlung) are not available yet"),
+        ("patch-4", "expected patch-{R}-{C} with R, C the row and column of a 3x3 grid cell"),
         ("lpf-d010", "D must be a positive integer without leading zeros, got '010'"),
         ("bpf-d50-10", "D1 must be smaller than D2, got 50 and 10"),
     ],

@@ -225,9 +225,10 @@ def test_every_known_form_round_trips():
         "none": "none", "lpf-d{D}": "lpf-d10", "hpf-d{D}": "hpf-d100",
         "bpf-d{D1}-{D2}": "bpf-d10-50", "notch-d{D1}-{D2}": "notch-d10-50",
         "res-{N}": "res-32", "noise-{S}": "noise-0.1", "blur-{S}": "blur-2",
-        "boneclip-{F}": "boneclip-0.6",
+        "boneclip-{F}": "boneclip-0.6", "patch-{R}-{C}": "patch-0-2", "occlude-{R}-{C}": "occlude-1-1",
     }  # fmt: skip
-    assert set(examples) == set(KNOWN_FORMS)
+    masked = {"lung", "nonlung", "occlude-salient"}  # built with their masks (test_localisation.py)
+    assert set(examples) | masked == set(KNOWN_FORMS)
     for pid in examples.values():
         perturbation = parse_perturbation(pid)
         assert isinstance(perturbation, Perturbation)
@@ -252,10 +253,11 @@ def test_every_known_form_round_trips():
         ("blur-2.0", "redundant zeros"),
         ("boneclip-1", "between 0 and 1"),
         ("boneclip-0", "between 0 and 1"),
-        ("patch-4", "not available yet"),
-        ("occlude-4", "not available yet"),
-        ("lung", "not available yet"),
-        ("nonlung", "not available yet"),
+        ("patch-4", "R, C the row and column"),
+        ("occlude-4", "R, C the row and column"),
+        ("patch-3-0", "must be 0, 1 or 2"),
+        ("occlude-01-1", "must be 0, 1 or 2"),
+        ("lungs", "unknown"),
         ("sharpen-2", "unknown"),
         ("NONE", "unknown"),
         ("", "unknown"),

@@ -23,7 +23,10 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal
 
-__all__ = ["KNOWN_FORMS", "PerturbationId", "format_decimal", "parse_perturbation_id"]
+__all__ = [
+    "GRID_CELLS", "KNOWN_FORMS", "LUNG_MASKED", "SALIENCY_MASKED", "PerturbationId", "format_decimal",
+    "grid_bounds", "needs_masks", "parse_perturbation_id",
+]
 
 #: The id forms :func:`parse_perturbation_id` understands; ``{D}`` and ``{N}`` are positive
 #: integers, ``{S}`` a positive decimal and ``{F}`` a decimal in (0, 1).
@@ -37,10 +40,23 @@ KNOWN_FORMS: tuple[str, ...] = (
     "noise-{S}",
     "blur-{S}",
     "boneclip-{F}",
+    "lung",
+    "nonlung",
+    "patch-{R}-{C}",
+    "occlude-{R}-{C}",
+    "occlude-salient",
 )
 
-#: Ids that need segmentation or patch masks; they belong to a later stage.
-_NOT_AVAILABLE = re.compile(r"(patch|occlude)-.*|lung|nonlung")
+#: Rows and columns of the localisation grid (the paper's 3x3 tiles): ``R`` and ``C`` are
+#: 0, 1 or 2, row 0 at the top, column 0 at the left of the cached image.
+GRID_CELLS = 3
+
+#: Perturbations that read a mask per image, by the masks they read: the lung masks of the
+#: dataset (``lung``, ``nonlung``), or a model's most salient region (``occlude-salient``).
+LUNG_MASKED = frozenset({"lung", "nonlung"})
+SALIENCY_MASKED = frozenset({"occlude-salient"})
+
+_CELL = re.compile(r"([0-9]+)-([0-9]+)")
 
 _INT = re.compile(r"[1-9][0-9]*")
 # A canonical decimal: no sign, no exponent, no leading zeros, no trailing fractional zeros.
@@ -96,18 +112,15 @@ def parse_perturbation_id(pid: str) -> PerturbationId:
 
     Raises:
         TypeError: ``pid`` is not a string.
-        ValueError: the id is malformed, out of range, or names a mask-based perturbation
-            (``patch-*``, ``occlude-*``, ``lung``, ``nonlung``) that is not available yet.
-            The message names the id and lists :data:`KNOWN_FORMS`.
+        ValueError: the id is malformed or out of range. The message names the id and
+            lists :data:`KNOWN_FORMS`.
     """
     if not isinstance(pid, str):
         raise TypeError(f"a perturbation id is a string, got {type(pid).__name__}")
-    if pid == "none":
-        return PerturbationId("none")
-    if _NOT_AVAILABLE.fullmatch(pid):
-        raise _bad(
-            pid, "mask-based perturbations (patch, occlude, lung, nonlung) are not available yet"
-        )
+    if pid in ("none", "lung", "nonlung"):
+        return PerturbationId(pid)
+    if pid == "occlude-salient":
+        return PerturbationId("occlude-salient")
 
     name, _, rest = pid.partition("-")
     if name in ("lpf", "hpf"):
@@ -127,6 +140,40 @@ def parse_perturbation_id(pid: str) -> PerturbationId:
         return PerturbationId(name, (_parse_int(pid, rest, "N"),))
     if name in ("noise", "blur"):
         return PerturbationId(name, (_parse_decimal(pid, rest, "S"),))
+    if name in ("patch", "occlude"):
+        match = _CELL.fullmatch(rest)
+        if match is None:
+            raise _bad(pid, f"expected {name}-{{R}}-{{C}} with R, C the row and column of a 3x3 grid cell")
+        cell = tuple(int(part) for part in match.groups())
+        if any(k >= GRID_CELLS or str(k) != part for k, part in zip(cell, match.groups())):
+            raise _bad(pid, f"R and C must be 0, 1 or 2 (a cell of the {GRID_CELLS}x{GRID_CELLS} grid), got {rest!r}")
+        return PerturbationId(name, cell)
     if name == "boneclip":
         return PerturbationId(name, (_parse_decimal(pid, rest, "F", below_one=True),))
     raise _bad(pid, "unknown perturbation")
+
+
+def needs_masks(pid: str) -> str | None:
+    """Which masks the perturbation ``pid`` reads per image: ``"lung"`` (the dataset's lung
+    mask cache), ``"saliency"`` (a model's most salient region), or None."""
+    if pid in LUNG_MASKED:
+        return "lung"
+    if pid in SALIENCY_MASKED:
+        return "saliency"
+    return None
+
+
+def grid_bounds(n: int) -> list[tuple[int, int]]:
+    """The ``[start, stop)`` pixel range of each of the 3 grid cells along an axis of ``n`` pixels.
+
+    Cell ``j`` owns the pixels whose centres lie in ``[j/3, (j+1)/3)`` of the axis (the rule
+    the synthetic cohort plants its ``grid-R-C`` signal by), so the cells tile the whole image
+    and no pixel is dropped: on 64 px rows 0-20, 21-42, 43-63 (21, 22, 21 px); on 224 px
+    0-74, 75-148, 149-223 (75, 74, 75 px), where the paper's int(224/3) = 74 px tiles left the
+    last 2 px out. A pixel centre never falls on a boundary (that would need 2jn/3 odd).
+    """
+    if n < GRID_CELLS:
+        raise ValueError(f"an axis of {n} pixels cannot be cut into {GRID_CELLS} grid cells")
+    # start_j = ceil(j n / 3 - 1/2), in integers.
+    starts = [(2 * j * n + 2) // 6 for j in range(GRID_CELLS + 1)]
+    return list(zip(starts[:-1], starts[1:]))

@@ -33,6 +33,21 @@ Units, all on the grid of the cached images (the H x W the model sees):
     Intensities above F (a fraction of full brightness, 0 < F < 1) are set to F, then the
     image is divided by F so that it spans [0, 1] again (the paper clipped at 60%, F = 0.6).
 
+``patch-{R}-{C}``, ``occlude-{R}-{C}``
+    A cell of the 3x3 grid (row R, column C, from the top left): ``patch`` keeps the cell
+    and sets the rest of the image to :data:`FILL`; ``occlude`` sets the cell to
+    :data:`FILL`. The image keeps its size (the cell is not resized up, so the signal's
+    spatial frequencies keep their units). Cell ``j`` of an n-pixel axis owns the pixels
+    whose centres lie in ``[j/3, (j+1)/3)``: see
+    :func:`readrace.transforms.perturbation_ids.grid_bounds` (64 px: 21, 22, 21 px).
+``lung``, ``nonlung``, ``occlude-salient``
+    Need a mask per image: built by :func:`readrace.transforms.sample.perturbation_transform`
+    with the masks, not here (``lung`` keeps the lung mask and fills the rest; ``nonlung``
+    fills the lungs; ``occlude-salient`` fills a model's most salient region).
+
+The constant is :data:`FILL` = 0 (black) in the raw [0, 1] space, before the fixed input
+normalisation: the paper "blackened" after ImageNet normalisation, which is mean grey.
+
 The Fourier filters end with a per-image min-max rescale to [0, 1]: the paper's code saved its
 filtered images rescaled to 8 bits; we keep the rescale (so filtered images have the same
 intensity range as all others) but not the quantisation.
@@ -51,7 +66,16 @@ from typing import Protocol, runtime_checkable
 import torch
 import torch.nn.functional as F
 
-from readrace.transforms.perturbation_ids import KNOWN_FORMS, format_decimal, parse_perturbation_id
+from readrace.transforms.perturbation_ids import (
+    KNOWN_FORMS,
+    format_decimal,
+    grid_bounds,
+    needs_masks,
+    parse_perturbation_id,
+)
+
+#: The value a removed region is set to, in the raw [0, 1] space (black).
+FILL = 0.0
 
 __all__ = [
     "KNOWN_FORMS",
@@ -66,6 +90,9 @@ __all__ = [
     "GaussianNoise",
     "GaussianBlur",
     "BoneClip",
+    "GridCell",
+    "FILL",
+    "cell_mask",
 ]
 
 
@@ -324,15 +351,55 @@ class BoneClip:
         return f"BoneClip({self.level})"
 
 
+def cell_mask(row: int, col: int, height: int, width: int) -> torch.Tensor:
+    """Boolean ``(height, width)`` mask of grid cell (row, col) (see :func:`grid_bounds`)."""
+    (top, bottom), (left, right) = grid_bounds(height)[row], grid_bounds(width)[col]
+    mask = torch.zeros(height, width, dtype=torch.bool)
+    mask[top:bottom, left:right] = True
+    return mask
+
+
+class GridCell:
+    """``patch-{R}-{C}`` (keep only the cell) or ``occlude-{R}-{C}`` (remove the cell).
+
+    The removed pixels are set to :data:`FILL` in raw [0, 1] space.
+    """
+
+    def __init__(self, mode: str, row: int, col: int) -> None:
+        if mode not in ("patch", "occlude"):
+            raise ValueError(f"grid cell mode must be 'patch' or 'occlude', got {mode!r}")
+        self.mode, self.row, self.col = mode, row, col
+        self.id = f"{mode}-{row}-{col}"
+
+    def __call__(
+        self, x: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        _check_batch(x)
+        inside = cell_mask(self.row, self.col, x.shape[-2], x.shape[-1]).to(x.device)
+        keep = inside if self.mode == "patch" else ~inside
+        return torch.where(keep, x, torch.full((), FILL, dtype=x.dtype, device=x.device))
+
+    def __repr__(self) -> str:
+        return f"GridCell({self.mode!r}, {self.row}, {self.col})"
+
+
 def parse_perturbation(pid: str) -> Perturbation:
     """Build the perturbation named by ``pid`` (see the module docstring for the forms).
 
     Raises:
-        ValueError: the id is malformed, out of range, or names a mask-based perturbation
-            (``patch-*``, ``occlude-*``, ``lung``, ``nonlung``) that is not available yet.
-            The message names the id and lists :data:`KNOWN_FORMS`.
+        ValueError: the id is malformed or out of range (the message names the id and lists
+            :data:`KNOWN_FORMS`), or it needs a mask per image (``lung``, ``nonlung``,
+            ``occlude-salient``): build those with
+            :func:`readrace.transforms.sample.perturbation_transform` and the masks.
     """
     parsed = parse_perturbation_id(pid)
+    if needs_masks(pid) is not None:
+        raise ValueError(
+            f"perturbation {pid!r} reads a {needs_masks(pid)} mask per image: build it with "
+            "readrace.transforms.sample.perturbation_transform(pid, masks=...)"
+        )
+    if parsed.name in ("patch", "occlude"):
+        return GridCell(parsed.name, *parsed.params)
     return _BUILDERS[parsed.name](*parsed.params)
 
 

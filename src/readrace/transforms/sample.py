@@ -31,13 +31,15 @@ import numpy as np
 import torch
 
 from readrace.transforms.augment import RandomAffine
-from readrace.transforms.perturbations import parse_perturbation
+from readrace.transforms.perturbation_ids import needs_masks, parse_perturbation_id
+from readrace.transforms.perturbations import FILL, parse_perturbation
 
 __all__ = [
     "Sample",
     "Generators",
     "Transform",
     "ImageTransform",
+    "RegionFill",
     "Compose",
     "perturbation_transform",
     "augmentation_transform",
@@ -117,8 +119,72 @@ class Compose:
         return f"Compose({list(self.transforms)!r})"
 
 
-def perturbation_transform(pid: str) -> ImageTransform:
-    """The perturbation named by ``pid`` (``lpf-d10``, ``noise-0.1``, ...), on stream ``"perturb"``."""
+class RegionFill:
+    """Sets one region of each image to :data:`~readrace.transforms.perturbations.FILL`; the
+    region is given per image by a mask aligned with the cache, row for row.
+
+    ``keep="inside"`` keeps the masked pixels and fills the rest (``lung``), ``"outside"``
+    fills the masked pixels (``nonlung``, ``occlude-salient``). The mask of a batch is
+    ``sample["mask"]`` when a stage put it there, else the rows ``sample["index"]`` of
+    ``masks`` (``(N, H, W)``, nonzero inside; moved to the image's device once). Deterministic.
+    """
+
+    streams: tuple[str, ...] = ()
+
+    def __init__(self, id: str, keep: str, masks: np.ndarray | torch.Tensor | None = None) -> None:
+        if keep not in ("inside", "outside"):
+            raise ValueError(f"keep must be 'inside' or 'outside', got {keep!r}")
+        self.id, self.keep = id, keep
+        self._masks = None if masks is None else torch.as_tensor(np.asarray(masks) != 0)
+        self._on: dict[torch.device, torch.Tensor] = {}
+
+    def _batch_mask(self, sample: Sample) -> torch.Tensor:
+        image = sample["image"]
+        if "mask" in sample:
+            mask = sample["mask"]
+        elif self._masks is None:
+            raise ValueError(f"perturbation {self.id!r}: the sample has no 'mask' and no masks were given")
+        else:
+            if image.device not in self._on:
+                self._on[image.device] = self._masks.to(image.device)
+            index = torch.as_tensor(np.asarray(sample["index"]), device=image.device, dtype=torch.long)
+            mask = self._on[image.device][index]
+        mask = mask.to(image.device).bool()
+        if mask.ndim == 3:
+            mask = mask[:, None]
+        if mask.shape[-2:] != image.shape[-2:]:
+            raise ValueError(
+                f"perturbation {self.id!r}: masks of {tuple(mask.shape[-2:])} px for images of "
+                f"{tuple(image.shape[-2:])} px (masks must be on the cache's grid)"
+            )
+        return mask
+
+    def __call__(self, sample: Sample, generators: Generators) -> Sample:
+        image = sample["image"]
+        mask = self._batch_mask(sample)
+        keep = mask if self.keep == "inside" else ~mask
+        fill = torch.full((), FILL, dtype=image.dtype, device=image.device)
+        return {**sample, "image": torch.where(keep, image, fill)}
+
+    def __repr__(self) -> str:
+        return f"RegionFill({self.id!r}, keep={self.keep!r})"
+
+
+#: How each masked perturbation uses its mask.
+_REGION_KEEP = {"lung": "inside", "nonlung": "outside", "occlude-salient": "outside"}
+
+
+def perturbation_transform(pid: str, masks: np.ndarray | None = None) -> Transform:
+    """The perturbation named by ``pid`` (``lpf-d10``, ``noise-0.1``, ``patch-0-1``, ...), on
+    stream ``"perturb"``.
+
+    ``lung``, ``nonlung`` and ``occlude-salient`` read a mask per image: ``masks`` is the
+    mask array aligned with the cache (the lung masks of the dataset, or a model's salient
+    regions), or None when every sample brings its own ``"mask"``.
+    """
+    if needs_masks(pid) is not None:
+        parse_perturbation_id(pid)
+        return RegionFill(pid, _REGION_KEEP[pid], masks)
     return ImageTransform(parse_perturbation(pid), stream="perturb", id=pid)
 
 
