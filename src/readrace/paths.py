@@ -21,6 +21,9 @@ CACHE = "results/{dataset}/cache/images.npy"
 DESCRIPTOR = "results/{dataset}/dataset.json"
 QUARANTINE = "results/{dataset}/quarantine.csv"
 SUMMARY = "results/{dataset}/summary.csv"
+# Lung masks on the cache grid, uint8 0/1, row for row with CACHE: what the segmentation
+# stage computes, and what the localisation experiments read.
+MASKS = "results/{dataset}/cache/masks.npy"
 
 # Per model: {model} is a model id (a coordinate's path); it spans several folders.
 MODEL_DIR = "results/models/{model}"
@@ -34,6 +37,18 @@ RACE_DETECTION_TABLE = "results/tables/race_detection.csv"
 RACE_DETECTION_MARKDOWN = "results/tables/race_detection.md"
 FILTER_AUC_FIGURE = "results/figures/filter_auc.png"
 FILTER_SAMPLES_FIGURE = "results/figures/filter_samples.png"
+
+# Localisation (lung / non-lung, 3x3 grid, saliency). Saliency files of one full model on one
+# test dataset: maps.npz (mean Grad-CAM and mean image per class), shares.csv (share of
+# saliency per region and class), masks.npy (each test image's most salient region, uint8,
+# row for row with the test cache).
+LOCALISATION_TABLE = "results/tables/localisation.csv"
+LOCALISATION_GRID_FIGURE = "results/figures/localisation_grid.png"
+LOCALISATION_LUNG_FIGURE = "results/figures/localisation_lung.png"
+SALIENCY_TABLE = "results/tables/saliency.csv"
+SALIENCY_FIGURE = "results/figures/saliency.png"
+SALIENCY_DIR = "results/saliency/{model}/{test}"
+SALIENCY_FILES = {"maps": "maps.npz", "shares": "shares.csv", "masks": "masks.npy"}
 
 CONFIG_RECORD = "results/config.yaml"
 
@@ -56,3 +71,8 @@ def predictions(model: str, test: str) -> str:
 
 def scores(model: str, test: str) -> str:
     return SCORES.format(model=model, test=test)
+
+
+def saliency_file(what: str, model: str, test: str) -> str:
+    """``what`` (maps, shares, masks) of the saliency of ``model`` on ``test``."""
+    return f"{SALIENCY_DIR.format(model=model, test=test)}/{SALIENCY_FILES[what]}"

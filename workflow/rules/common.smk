@@ -4,7 +4,15 @@ import re
 from readrace import paths
 from readrace.config import execution_settings, shard_ids, validate_config
 from readrace.data.columns import load_schema
-from readrace.experiments import expand_experiments, experiment_targets, race_detection
+from readrace.experiments import (
+    expand_experiments,
+    experiment_targets,
+    localisation,
+    race_detection,
+    test_perturbation_of,
+    weights_of,
+)
+from readrace.transforms.perturbation_ids import needs_masks
 from readrace.ingest.values import value_ranges
 
 validate_config(config, f"{workflow.basedir}/workflow/schemas/config.schema.yaml")
@@ -104,6 +112,37 @@ def ingest_shard_outputs(wildcards):
 
 RACE_MODELS = MODELS[race_detection.NAME]
 RACE_MODEL_DIR = paths.model_dir(race_detection.RaceDetectionModel.PATH)
+
+
+#: The lung masks that the masked perturbations (lung, nonlung) read, on the cache grid, row
+#: for row with it. Until the segmentation stage writes paths.MASKS, the synthetic cohort's
+#: ground-truth masks (rule localisation_truth_masks); swap this line for paths.MASKS then.
+LUNG_MASKS = "results/{dataset}/cache/truth_masks_localisation.npy"
+
+
+def lung_masks(dataset):
+    return LUNG_MASKS.format(dataset=dataset)
+
+
+def training_masks(wildcards):
+    """The masks a race model's perturbation reads on its train dataset, by name, or none."""
+    if needs_masks(wildcards.perturbation) == "lung":
+        return {"masks": lung_masks(wildcards.train)}
+    return {}
+
+
+def prediction_weights(wildcards):
+    """model.pt of the model a predictions file is made with (a localisation test-time
+    protocol tests the full race model: readrace.experiments.weights_of)."""
+    return paths.model_file(weights_of(wildcards.model))
+
+
+def prediction_masks(wildcards):
+    """The masks the perturbation in effect at test time reads on the test dataset, or none."""
+    if wildcards.model.startswith(localisation.NAME + "/"):
+        return localisation.mask_input(wildcards.model, wildcards.test, LUNG_MASKS)
+    perturbation = race_detection.RaceDetectionModel.from_path(wildcards.model).perturbation
+    return {"masks": lung_masks(wildcards.test)} if needs_masks(perturbation) == "lung" else {}
 
 
 def race_task(wildcards):

@@ -1,11 +1,14 @@
 # Evaluation shared by every kind: predictions of an image model on a test dataset, and the
 # scores of any predictions file (readrace.evaluation.predictions is the contract between
-# the two). {model} is a model id, a coordinate's path.
+# the two). {model} is a model id, a coordinate's path; its weights are its own model.pt unless
+# its coordinate names another model's (readrace.experiments.weights_of), and a masked
+# perturbation in effect at test time brings its masks.
 
 
 rule predict:
     input:
-        model=paths.model_file("{model}"),
+        unpack(prediction_masks),
+        model=prediction_weights,
         manifest="results/{test}/manifest.parquet",
         cache="results/{test}/cache/images.npy",
         descriptor="results/{test}/dataset.json",

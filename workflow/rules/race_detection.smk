@@ -6,6 +6,7 @@
 
 rule train_model:
     input:
+        unpack(training_masks),
         manifest="results/{train}/manifest.parquet",
         cache="results/{train}/cache/images.npy",
         descriptor="results/{train}/dataset.json",

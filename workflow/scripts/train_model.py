@@ -28,5 +28,6 @@ with job_logging(snakemake.log[0]) as log:
         execution=execution,
         out_dir=snakemake.output.model.rsplit("/", 1)[0],
         cache_digest=descriptor["cache"]["sha256"],
+        masks=np.load(snakemake.input.masks, mmap_mode="r") if "masks" in snakemake.input.keys() else None,
     )
     log.info("%s: best validation score %.3f at epoch %d", result.origin, result.best_val_auc, result.best_epoch)

@@ -93,6 +93,18 @@ def model_of(path: str) -> Any:
     return KINDS[kind].model(path)
 
 
+def weights_of(path: str) -> str:
+    """The id of the model whose model.pt a model id is tested with: its own, unless its
+    coordinate names other ``weights`` (a localisation test-time protocol tests the full
+    race model)."""
+    return getattr(model_of(path), "weights", path)
+
+
+def test_perturbation_of(path: str) -> str | None:
+    """The perturbation a model id applies at test time instead of the model's own, or None."""
+    return getattr(model_of(path), "test_perturbation", None)
+
+
 def dataset_group(config: dict[str, Any], name: str) -> str:
     """The group of a dataset: models are tested on every dataset of their group. The
     modality, unless the dataset names a ``group``."""
@@ -110,9 +122,9 @@ def evaluation_datasets(config: dict[str, Any], train: str) -> list[str]:
 
 def _registry() -> dict[str, ExperimentKind]:
     # The kinds' modules import the helpers above, so the registry is filled last.
-    from readrace.experiments import race_detection
+    from readrace.experiments import localisation, race_detection
 
-    return {kind.name: kind for kind in (race_detection.KIND,)}
+    return {kind.name: kind for kind in (race_detection.KIND, localisation.KIND)}
 
 
 #: The experiment kinds, by name.

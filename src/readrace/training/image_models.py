@@ -21,10 +21,11 @@ import pandas as pd
 from readrace.data.subsets import Subset
 from readrace.evaluation.predictions import Predictions
 from readrace.tasks import Level, Task, level_names
-from readrace.training.checkpoint import CHECKPOINT_FILE, StaleCheckpointError, json_digest
+from readrace.training.checkpoint import CHECKPOINT_FILE, StaleCheckpointError, array_digest, json_digest
 from readrace.training.config import TrainConfig
 from readrace.training.engine import TrainResult, fit
 from readrace.training.inference import load_model, predict
+from readrace.transforms.perturbation_ids import needs_masks
 from readrace.transforms.sample import perturb_and_augment, perturbation_transform
 
 log = logging.getLogger(__name__)
@@ -83,23 +84,32 @@ def train_image_model(
     train: Subset = TRAIN,
     validation: Subset = VALIDATION,
     progress: bool = True,
+    masks: np.ndarray | None = None,
 ) -> TrainResult:
     """Train one model; a checkpoint of the same run resumes, a stale one is replaced.
 
     ``cache_digest`` identifies the cache's content (the dataset descriptor's digest): with
     the task, the subsets and the perturbation it is the model's data fingerprint, so a model
     is reused only when everything that determines it is unchanged.
+
+    ``masks``: the mask array aligned with the cache that a masked perturbation (``lung``,
+    ``nonlung``) reads; its content at the train and validation rows joins the fingerprint.
     """
     train_rows = _subset_rows(task, manifest, train, "training", dataset)
     val_rows = _subset_rows(task, manifest, validation, "validation", dataset)
     labels = np.zeros(len(images), dtype=np.int64)  # rows outside both subsets are never read
     for rows in (train_rows, val_rows):
         labels[rows["cache_index"].to_numpy()] = rows["label"].to_numpy()
-    data_fingerprint = json_digest({
+    identity = {
         "cache": cache_digest, "task": task.to_dict(), "perturbation": perturbation,
         "train": train.to_dict(), "validation": validation.to_dict(),
-    })
-    train_transform, eval_transform = perturb_and_augment(perturbation, augment=training["augment"])
+    }
+    masks = _masks_for(perturbation, masks, images, dataset)
+    if masks is not None:
+        identity["masks"] = array_digest(masks, np.concatenate([train_rows["cache_index"], val_rows["cache_index"]]))
+    data_fingerprint = json_digest(identity)
+    train_transform, eval_transform = perturb_and_augment(perturbation_transform(perturbation, masks),
+                                                          augment=training["augment"])
     config = train_config(arch, task, seed, training, execution)
     arguments = dict(data_fingerprint=data_fingerprint, train_transform=train_transform,
                      eval_transform=eval_transform, task=task.to_dict(), progress=progress)
@@ -116,6 +126,21 @@ def train_image_model(
         return fit(images, labels, train_idx, val_idx, config, out_dir, **arguments)
 
 
+def _masks_for(perturbation: str, masks: np.ndarray | None, images: np.ndarray, dataset: str | None) -> np.ndarray | None:
+    """The masks a perturbation reads, checked against the cache; None when it reads none."""
+    what = needs_masks(perturbation)
+    if what is None:
+        return None
+    if masks is None:
+        raise ValueError(f"{dataset}: perturbation {perturbation!r} needs the {what} masks of the dataset, and none were given")
+    if masks.shape != images.shape:
+        raise ValueError(
+            f"{dataset}: the {what} masks have shape {masks.shape}, the image cache {images.shape}; "
+            "masks must be aligned with the cache row for row, on its grid"
+        )
+    return masks
+
+
 def predict_image_model(
     model_path: str | Path,
     manifest: pd.DataFrame,
@@ -125,6 +150,8 @@ def predict_image_model(
     units: dict[str, str],
     execution: dict[str, Any],
     test: Subset = TEST,
+    perturbation: str | None = None,
+    masks: np.ndarray | None = None,
 ) -> Predictions:
     """The model's class probabilities for every image of ``test`` that belongs to its task.
 
@@ -132,10 +159,15 @@ def predict_image_model(
     are the columns that identify the model and the test dataset (``kind``, ``model``, the
     coordinate's columns, ``test_dataset``); ``units`` the test dataset descriptor's, which
     name the levels and the bootstrap unit for what the dataset's ids are.
+
+    ``perturbation``: a perturbation applied at test time only, instead of the model's own
+    (the test-time protocols of the localisation experiments); ``masks``: the mask array
+    aligned with the test cache that a masked perturbation reads.
     """
     model, meta = load_model(model_path, device="cpu")
-    if keys.get("perturbation", meta["perturbation"]) != meta["perturbation"]:
-        raise ValueError(f"{model_path} was trained under {meta['perturbation']!r}, not {keys['perturbation']!r}")
+    applied = perturbation if perturbation is not None else meta["perturbation"]
+    if keys.get("perturbation", applied) != applied:
+        raise ValueError(f"{model_path} is tested under {applied!r}, not {keys['perturbation']!r}")
     task = Task.from_dict(meta["task"])
     rows = task.rows(test.select(manifest))
     if rows.empty:
@@ -143,7 +175,8 @@ def predict_image_model(
             f"{keys.get('test_dataset')}: no images of the classes {', '.join(task.classes)} in the subset {test.to_dict()}"
         )
     seed = meta["config"]["seed"]
-    probs = predict(model, images, rows["cache_index"].to_numpy(), transform=perturbation_transform(meta["perturbation"]),
+    transform = perturbation_transform(applied, _masks_for(applied, masks, images, keys.get("test_dataset")))
+    probs = predict(model, images, rows["cache_index"].to_numpy(), transform=transform,
                     batch_size=execution["predict_batch_size"], device=execution["device"], seed=seed)
     table = pd.DataFrame({**keys, "image_id": rows["image_id"].to_numpy(), "patient_id": rows["patient_id"].to_numpy(),
                           "study_id": rows["study_id"].to_numpy(), "label": rows["label"].to_numpy()})
