@@ -9,7 +9,7 @@ from readrace.experiments import (
     experiment_targets,
     localisation,
     race_detection,
-    test_perturbation_of,
+    perturbation_at_test,
     weights_of,
 )
 from readrace.transforms.perturbation_ids import needs_masks

@@ -8,7 +8,7 @@ import torch
 
 from readrace.config import execution_settings
 from readrace.evaluation.predictions import write_predictions
-from readrace.experiments import model_of, test_perturbation_of
+from readrace.experiments import model_of, perturbation_at_test
 from readrace.logs import job_logging
 from readrace.training.image_models import predict_image_model
 
@@ -24,7 +24,7 @@ with job_logging(snakemake.log[0]) as log:
         keys={"kind": model.kind, "model": w.model, **model.columns, "test_dataset": w.test},
         units=descriptor["units"],
         execution=execution_settings(snakemake.config),
-        perturbation=test_perturbation_of(w.model),
+        perturbation=perturbation_at_test(w.model),
         masks=np.load(snakemake.input.masks, mmap_mode="r") if "masks" in snakemake.input.keys() else None,
     )
     write_predictions(predictions, snakemake.output[0], snakemake.params.schema)

@@ -100,7 +100,7 @@ def weights_of(path: str) -> str:
     return getattr(model_of(path), "weights", path)
 
 
-def test_perturbation_of(path: str) -> str | None:
+def perturbation_at_test(path: str) -> str | None:
     """The perturbation a model id applies at test time instead of the model's own, or None."""
     return getattr(model_of(path), "test_perturbation", None)
 
