@@ -21,6 +21,11 @@ CACHE = "results/{dataset}/cache/images.npy"
 DESCRIPTOR = "results/{dataset}/dataset.json"
 QUARANTINE = "results/{dataset}/quarantine.csv"
 SUMMARY = "results/{dataset}/summary.csv"
+# Lung masks on the cache grid, uint8, row for row with CACHE (readrace.segmentation.masks):
+# the dataset's own ground truth (MASK_MISSING rows where it has none), and the masks the
+# segmentation stage computed (0/1 everywhere), which the localisation experiments read.
+TRUTH_MASKS = "results/{dataset}/cache/truth_masks.npy"
+MASKS = "results/{dataset}/cache/masks.npy"
 
 # Per model: {model} is a model id (a coordinate's path); it spans several folders.
 MODEL_DIR = "results/models/{model}"
@@ -34,6 +39,12 @@ RACE_DETECTION_TABLE = "results/tables/race_detection.csv"
 RACE_DETECTION_MARKDOWN = "results/tables/race_detection.md"
 FILTER_AUC_FIGURE = "results/figures/filter_auc.png"
 FILTER_SAMPLES_FIGURE = "results/figures/filter_samples.png"
+
+# Segmentation (lung masks): quality against ground truth, implausible masks, overlays.
+SEGMENTATION_QUALITY = "results/segmentation/quality/{dataset}.csv"
+SEGMENTATION_TABLE = "results/tables/segmentation.csv"
+SEGMENTATION_IMPLAUSIBLE = "results/tables/segmentation_implausible.csv"
+SEGMENTATION_FIGURE = "results/figures/segmentation_masks.png"
 
 CONFIG_RECORD = "results/config.yaml"
 
