@@ -21,8 +21,10 @@ CACHE = "results/{dataset}/cache/images.npy"
 DESCRIPTOR = "results/{dataset}/dataset.json"
 QUARANTINE = "results/{dataset}/quarantine.csv"
 SUMMARY = "results/{dataset}/summary.csv"
-# Lung masks on the cache grid, uint8 0/1, row for row with CACHE: what the segmentation
-# stage computes, and what the localisation experiments read.
+# Lung masks on the cache grid, uint8, row for row with CACHE (readrace.segmentation.masks):
+# the dataset's own ground truth (MASK_MISSING rows where it has none), and the masks the
+# segmentation stage computed (0/1 everywhere), which the localisation experiments read.
+TRUTH_MASKS = "results/{dataset}/cache/truth_masks.npy"
 MASKS = "results/{dataset}/cache/masks.npy"
 
 # Per model: {model} is a model id (a coordinate's path); it spans several folders.
@@ -49,6 +51,12 @@ SALIENCY_TABLE = "results/tables/saliency.csv"
 SALIENCY_FIGURE = "results/figures/saliency.png"
 SALIENCY_DIR = "results/saliency/{model}/{test}"
 SALIENCY_FILES = {"maps": "maps.npz", "shares": "shares.csv", "masks": "masks.npy"}
+
+# Segmentation (lung masks): quality against ground truth, implausible masks, overlays.
+SEGMENTATION_QUALITY = "results/segmentation/quality/{dataset}.csv"
+SEGMENTATION_TABLE = "results/tables/segmentation.csv"
+SEGMENTATION_IMPLAUSIBLE = "results/tables/segmentation_implausible.csv"
+SEGMENTATION_FIGURE = "results/figures/segmentation_masks.png"
 
 CONFIG_RECORD = "results/config.yaml"
 

@@ -1,7 +1,8 @@
 """Tasks: what a model predicts, from which manifest column, and how it is scored.
 
 A :class:`Task` names its targets, its classes in the order of the model's outputs, its type
-(``multiclass`` today; ``multilabel`` and ``segmentation`` for the families to come) and the
+(``multiclass``, or ``segmentation``: one class per pixel, targets from a mask array rather
+than a manifest column; ``multilabel`` for the families to come) and the
 levels at which its predictions are scored. Race is one task among several, no longer a
 property of the modality: the race task of a dataset takes its classes from the label
 registry (:data:`readrace.labels.TASK_CLASSES`) by the dataset's modality.
@@ -25,7 +26,7 @@ import pandas as pd
 
 from readrace.labels import task_classes
 
-TASK_TYPES: tuple[str, ...] = ("multiclass",)
+TASK_TYPES: tuple[str, ...] = ("multiclass", "segmentation")
 
 #: The unit each modality's images are: what the model sees, one row of the manifest.
 PRIMARY_LEVEL: dict[str, str] = {"cxr": "image", "xr": "image", "ct": "slice", "mammo": "image"}
@@ -115,8 +116,15 @@ def race_task(modality: str) -> Task:
     return Task(name="race", type="multiclass", target="race", classes=task_classes(modality), levels=levels)
 
 
+def lung_task(modality: str) -> Task:
+    """Lung segmentation: background or lung per pixel of the cache grid. Its target is the
+    dataset's ground-truth mask array (readrace.paths.TRUTH_MASKS), not a manifest column."""
+    return Task(name="lungs", type="segmentation", target="truth_masks", classes=("background", "lung"),
+                levels=(Level(PRIMARY_LEVEL[modality]),))
+
+
 #: Task builders by name; each takes the modality of the dataset the model is trained on.
-TASKS = {"race": race_task}
+TASKS = {"race": race_task, "lungs": lung_task}
 
 
 def make_task(name: str, modality: str) -> Task:

@@ -9,6 +9,7 @@ from readrace.experiments import (
     experiment_targets,
     localisation,
     race_detection,
+    segmentation,
     perturbation_at_test,
     weights_of,
 )
@@ -114,14 +115,14 @@ RACE_MODELS = MODELS[race_detection.NAME]
 RACE_MODEL_DIR = paths.model_dir(race_detection.RaceDetectionModel.PATH)
 
 
-#: The lung masks that the masked perturbations (lung, nonlung) read, on the cache grid, row
-#: for row with it. Until the segmentation stage writes paths.MASKS, the synthetic cohort's
-#: ground-truth masks (rule localisation_truth_masks); swap this line for paths.MASKS then.
-LUNG_MASKS = "results/{dataset}/cache/truth_masks_localisation.npy"
-
-
 def lung_masks(dataset):
-    return LUNG_MASKS.format(dataset=dataset)
+    """The lung masks that the masked perturbations (lung, nonlung) read on ``dataset``, on
+    its cache grid, row for row: the segmentation stage's (paths.MASKS) where a segmentation
+    block segments the dataset, else a synthetic dataset's ground truth (paths.TRUTH_MASKS).
+    readrace.experiments.localisation.check names the datasets that have neither."""
+    if dataset in segmentation.mask_sources(config):
+        return paths.dataset_file(paths.MASKS, dataset)
+    return paths.dataset_file(paths.TRUTH_MASKS, dataset)
 
 
 def training_masks(wildcards):
@@ -140,7 +141,7 @@ def prediction_weights(wildcards):
 def prediction_masks(wildcards):
     """The masks the perturbation in effect at test time reads on the test dataset, or none."""
     if wildcards.model.startswith(localisation.NAME + "/"):
-        return localisation.mask_input(wildcards.model, wildcards.test, LUNG_MASKS)
+        return localisation.mask_input(wildcards.model, wildcards.test, lung_masks)
     perturbation = race_detection.RaceDetectionModel.from_path(wildcards.model).perturbation
     return {"masks": lung_masks(wildcards.test)} if needs_masks(perturbation) == "lung" else {}
 

@@ -1,16 +1,13 @@
 # Kind localisation (readrace.experiments.localisation): lung / non-lung, the 3x3 grid and
 # saliency. Its models are race models: the full model of race_detection (test-time
 # protocol) or one trained under the perturbation by train_model (retrain protocol); their
-# predictions come from predict and their scores from score (evaluate.smk). Here: the
-# stand-in lung masks, Grad-CAM of the full models, the table and the figures.
+# predictions come from predict and their scores from score (evaluate.smk); their lung
+# masks from the segmentation stage (lung_masks in common.smk). Here: Grad-CAM of the full
+# models, the table and the figures.
 
 LOCALISATION_MODELS = MODELS[localisation.NAME]
 SALIENCY_DIR = paths.SALIENCY_DIR.format(model=race_detection.RaceDetectionModel.PATH.format(
     train="{train}", arch="{arch}", perturbation="none", seed="{seed}"), test="{test}")
-
-
-def preprocess_size(wildcards):
-    return DATASETS[wildcards.dataset]["preprocess"]["size"]
 
 
 def saliency_lung_masks(wildcards):
@@ -18,29 +15,6 @@ def saliency_lung_masks(wildcards):
     if DATASETS[wildcards.test]["modality"] in localisation.MASKED_MODALITIES:
         return {"lung": lung_masks(wildcards.test)}
     return {}
-
-
-# The stand-in for the segmentation stage's masks (see LUNG_MASKS in common.smk): the
-# synthetic cohort's ground truth, found through the private map. Writes no identifier.
-rule localisation_truth_masks:
-    input:
-        manifest="results/{dataset}/manifest.parquet",
-        cache="results/{dataset}/cache/images.npy",
-        sources="private/{dataset}/sources.csv",
-        cohort="data/synthetic/{dataset}",
-    output:
-        LUNG_MASKS,
-    params:
-        size=preprocess_size,
-    log:
-        "logs/localisation_truth_masks/{dataset}.log",
-    resources:
-        mem_mb=per_attempt(4000),
-        runtime=per_attempt(30),
-    conda:
-        "../../envs/cpu.yaml"
-    script:
-        "../scripts/localisation_truth_masks.py"
 
 
 rule saliency:

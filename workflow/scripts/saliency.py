@@ -6,7 +6,7 @@ import pandas as pd
 import torch
 
 from readrace.config import execution_settings
-from readrace.localisation.saliency import saliency_of_model
+from readrace.localisation.saliency import saliency_of_model, target_layer
 from readrace.logs import job_logging
 from readrace.tasks import Task
 from readrace.training.device import resolve_device
@@ -29,5 +29,6 @@ with job_logging(snakemake.log[0]) as log:
              classes=np.array(task.classes))
     result.shares.to_csv(snakemake.output.shares, index=False)
     np.save(snakemake.output.masks, result.salient)
-    log.info("%d test images; mean salient box %.3f of the image", len(rows),
+    log.info("Grad-CAM on %s; %d test images; mean salient box %.3f of the image",
+             target_layer(model, meta["arch"], np.load(snakemake.input.cache, mmap_mode="r").shape[-1])[0], len(rows),
              result.salient[rows["cache_index"].to_numpy()].mean())

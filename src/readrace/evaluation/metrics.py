@@ -25,7 +25,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-__all__ = ["roc_auc", "one_vs_rest_auc", "bootstrap_auc", "aggregate_by"]
+__all__ = ["roc_auc", "one_vs_rest_auc", "bootstrap_auc", "bootstrap_mean", "aggregate_by"]
 
 # Resamples are processed in blocks of about this many (resample, image) weights, so that
 # memory stays at a few tens of MB whatever the number of images or resamples.
@@ -244,10 +244,7 @@ def bootstrap_auc(
         # replacement and count them, offsetting each resample so that one bincount does
         # all (resample-major, so each bincount row stays in cache); then transpose so
         # that counts[p, r] is patient p's multiplicity in resample r.
-        draws = rng.integers(0, n_patients, size=(size, n_patients), dtype=np.int32)
-        draws += (np.arange(size, dtype=np.int32) * n_patients)[:, None]
-        counts = np.bincount(draws.ravel(), minlength=size * n_patients)
-        counts = counts.reshape(size, n_patients).T.astype(dtype, order="C")
+        counts = _patient_multiplicities(rng, n_patients, size, dtype)
         for k in present:
             boot[first : first + size, k] = _weighted_auc(plans[k], counts)
 
@@ -279,6 +276,54 @@ def bootstrap_auc(
     )
     columns = ["class", "auc", "ci_low", "ci_high", "n_patients", "n_images"]
     return pd.DataFrame(rows, columns=columns)
+
+
+def _patient_multiplicities(rng: np.random.Generator, n_patients: int, size: int, dtype: type) -> np.ndarray:
+    """``counts[p, r]``: how often patient ``p`` is drawn in resample ``r`` of ``size``
+    resamples, each drawing ``n_patients`` patients with replacement."""
+    draws = rng.integers(0, n_patients, size=(size, n_patients), dtype=np.int32)
+    draws += (np.arange(size, dtype=np.int32) * n_patients)[:, None]
+    counts = np.bincount(draws.ravel(), minlength=size * n_patients)
+    return counts.reshape(size, n_patients).T.astype(dtype, order="C")
+
+
+def bootstrap_mean(
+    values: np.ndarray, patient: np.ndarray, n_boot: int = 1000, seed: int = 0, level: float = 0.95
+) -> dict[str, float]:
+    """The mean of per-image ``values`` (a Dice, a distance) with a percentile interval from
+    the same patient bootstrap as :func:`bootstrap_auc`: each resample draws as many patients
+    as there are, with replacement, every image of a drawn patient coming along.
+
+    NaN values (undefined for that image) are left out, of the estimate and of every
+    resample. Returns ``{"value", "ci_low", "ci_high", "n_patients", "n_images"}`` (counts
+    of the images with a value and their patients).
+    """
+    values = np.asarray(values, dtype=np.float64)
+    patient = np.asarray(patient)
+    if patient.shape != values.shape:
+        raise ValueError(f"patient must have one entry per value, got {patient.shape} for {values.shape}")
+    if not 0 < level < 1 or n_boot < 1:
+        raise ValueError(f"need 0 < level < 1 and n_boot >= 1, got {level}, {n_boot}")
+    known = ~np.isnan(values)
+    values, patient = values[known], patient[known]
+    if values.size == 0:
+        return {"value": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"), "n_patients": 0, "n_images": 0}
+    code, uniques = pd.factorize(patient)
+    n_patients = len(uniques)
+    # Per patient: sum of values and number of images; a resample's mean is a ratio of
+    # multiplicity-weighted sums.
+    sums = np.bincount(code, weights=values, minlength=n_patients)
+    counts = np.bincount(code, minlength=n_patients).astype(np.float64)
+    rng = np.random.default_rng(seed)
+    block = max(1, _BLOCK_ELEMENTS // max(n_patients, 1))
+    boot = np.empty(n_boot)
+    for first in range(0, n_boot, block):
+        size = min(block, n_boot - first)
+        weights = _patient_multiplicities(rng, n_patients, size, np.float64)
+        boot[first:first + size] = (sums @ weights) / (counts @ weights)
+    low, high = _interval(boot, ((1 - level) / 2, (1 + level) / 2))
+    return {"value": float(values.mean()), "ci_low": low, "ci_high": high, "n_patients": n_patients,
+            "n_images": int(values.size)}
 
 
 def _interval(values: np.ndarray, quantiles: tuple[float, float]) -> tuple[float, float]:

@@ -33,11 +33,12 @@ Rules: ``workflow/rules/localisation.smk``; schema: ``$defs/localisation_block``
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from readrace import paths
-from readrace.experiments import ExperimentKind, path_pattern
+from readrace.experiments import ExperimentKind, path_pattern, segmentation
 from readrace.experiments.race_detection import RaceDetectionModel
 from readrace.experiments.race_detection import check as check_race_detection
 from readrace.tasks import Task, race_task
@@ -155,10 +156,16 @@ def check(number: int, block: dict[str, Any], config: dict[str, Any]) -> list[st
                 problems.append(f"{where}.{key}: {pid!r} is added by the kind itself ('none' always, "
                                 f"{SALIENT!r} with saliency: true)")
             elif needs_masks(pid) == "lung":
+                segmented = segmentation.mask_sources(config)
                 for name in block["train"]:
-                    if name in datasets and datasets[name]["modality"] not in MASKED_MODALITIES:
+                    if name not in datasets:
+                        continue
+                    if datasets[name]["modality"] not in MASKED_MODALITIES:
                         problems.append(f"{where}.{key}: {pid!r} needs lung masks; {name!r} is "
                                         f"{datasets[name]['modality']} (lung masks exist for {', '.join(MASKED_MODALITIES)})")
+                    elif name not in segmented and datasets[name]["adapter"] != "synthetic":
+                        problems.append(f"{where}.{key}: {pid!r} needs the lung masks of {name!r}: add it to a "
+                                        "segmentation block (apply or ct)")
     if block.get("saliency", False):
         for arch in block.get("archs", ["resnet18"]):
             if not arch.startswith(SALIENCY_ARCHS):
@@ -185,12 +192,13 @@ def lung_datasets(models: list[LocalisationModel]) -> list[str]:
     return sorted({m.train for m in models if needs_masks(m.perturbation) == "lung"})
 
 
-def mask_input(model_id: str, test: str, masks_pattern: str) -> dict[str, str]:
-    """The mask file a localisation model's predictions on ``test`` read, by name, or none."""
+def mask_input(model_id: str, test: str, lung_masks: Callable[[str], str]) -> dict[str, str]:
+    """The mask file a localisation model's predictions on ``test`` read, by name, or none;
+    ``lung_masks(dataset)`` is the lung-mask file of a dataset."""
     model = LocalisationModel.from_path(model_id)
     what = needs_masks(model.perturbation)
     if what == "lung":
-        return {"masks": paths.dataset_file(masks_pattern, test)}
+        return {"masks": lung_masks(test)}
     if what == "saliency":
         return {"masks": paths.saliency_file("masks", model.base.path, test)}
     return {}

@@ -27,6 +27,10 @@ ARCHITECTURES: tuple[str, ...] = (
     "efficientnet_b0",
 )
 
+#: Segmentation networks (readrace.segmentation.unet builds them, with their channels: a
+#: TrainingParts model builder, not :func:`build_model`).
+SEGMENTATION_ARCHITECTURES: tuple[str, ...] = ("unet",)
+
 #: Values accepted for ``pretrained``.
 PRETRAINED: tuple[str, ...] = ("imagenet",)
 

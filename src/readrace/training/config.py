@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from readrace.models import ARCHITECTURES
+from readrace.models import ARCHITECTURES, SEGMENTATION_ARCHITECTURES
 
 #: TrainConfig fields that change what training computes; they go into the fingerprint of a
 #: run. (device, num_workers and preload_max_gb only change where and how fast.)
@@ -37,8 +37,9 @@ class TrainConfig:
     preload_max_gb: float = 4.0  # GiB: move the whole train + validation subset to the device below this
 
     def __post_init__(self) -> None:
-        if self.arch not in ARCHITECTURES:
-            raise ValueError(f"unknown architecture {self.arch!r}; expected one of {', '.join(ARCHITECTURES)}")
+        known = ARCHITECTURES + SEGMENTATION_ARCHITECTURES
+        if self.arch not in known:
+            raise ValueError(f"unknown architecture {self.arch!r}; expected one of {', '.join(known)}")
         for name in ("n_classes", "batch_size"):
             if getattr(self, name) < 2:
                 raise ValueError(f"{name} must be at least 2, got {getattr(self, name)}")

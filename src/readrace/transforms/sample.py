@@ -126,7 +126,8 @@ class RegionFill:
     ``keep="inside"`` keeps the masked pixels and fills the rest (``lung``), ``"outside"``
     fills the masked pixels (``nonlung``, ``occlude-salient``). The mask of a batch is
     ``sample["mask"]`` when a stage put it there, else the rows ``sample["index"]`` of
-    ``masks`` (``(N, H, W)``, nonzero inside; moved to the image's device once). Deterministic.
+    ``masks`` (``(N, H, W)`` uint8, 1 inside, 0 outside; moved to the image's device once).
+    Deterministic.
     """
 
     streams: tuple[str, ...] = ()
@@ -135,7 +136,7 @@ class RegionFill:
         if keep not in ("inside", "outside"):
             raise ValueError(f"keep must be 'inside' or 'outside', got {keep!r}")
         self.id, self.keep = id, keep
-        self._masks = None if masks is None else torch.as_tensor(np.asarray(masks) != 0)
+        self._masks = None if masks is None else torch.as_tensor(np.asarray(masks, dtype=np.uint8))
         self._on: dict[torch.device, torch.Tensor] = {}
 
     def _batch_mask(self, sample: Sample) -> torch.Tensor:
@@ -149,6 +150,10 @@ class RegionFill:
                 self._on[image.device] = self._masks.to(image.device)
             index = torch.as_tensor(np.asarray(sample["index"]), device=image.device, dtype=torch.long)
             mask = self._on[image.device][index]
+        if (mask > 1).any():
+            # The segmentation stage's ground-truth caches mark a row without a mask with 255.
+            raise ValueError(f"perturbation {self.id!r}: a mask of the batch is missing (values above 1); "
+                             "an image without a lung mask cannot be masked")
         mask = mask.to(image.device).bool()
         if mask.ndim == 3:
             mask = mask[:, None]

@@ -11,7 +11,8 @@ nothing of any particular dataset. Each adapter gives:
   (a quarantine reason, such as conflicting race records) that overrides the race rules;
 - optionally a file table: what the tables know of each file (keys, view, an exclusion);
 - how a decoded file maps to its (patient_key, study_key) when the file table does not say;
-- what its keys really identify (:meth:`DatasetAdapter.units`).
+- what its keys really identify (:meth:`DatasetAdapter.units`);
+- optionally the ground-truth lung mask of a file (:meth:`DatasetAdapter.lung_mask`).
 
 Numeric values (age, BMI, finding labels) are passed as the tables write them: ingestion
 parses them in one place (readrace.ingest.values) and counts the invalid ones. Exclusion
@@ -107,6 +108,14 @@ class DatasetAdapter(ABC):
     def record_key(self, header: DicomHeader, path: str) -> tuple[str, str]:
         """The (patient_key, study_key) of a decoded file: DICOM PatientID and StudyInstanceUID."""
         return header.patient_id, header.study_uid
+
+    def lung_mask(self, path: str) -> np.ndarray | None:
+        """The dataset's ground-truth lung mask of the file at ``path`` (relative to the
+        root), on the file's native grid: ``(H, W)``, or ``(frames, H, W)`` for a
+        multi-frame file, nonzero = lung; None when the dataset has none for it (the
+        default: most datasets have no masks). Read by the truth-mask job
+        (readrace.segmentation.truth), never by the shards."""
+        return None
 
     def units(self) -> dict[str, str]:
         """What the keys of the study table really identify, for the dataset's descriptor:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from readrace.ingest.adapters import DatasetAdapter, read_table, scan_tree
@@ -15,6 +16,17 @@ class SyntheticAdapter(DatasetAdapter):
 
     def list_files(self) -> list[str]:
         return [f"dicom/{path}" for path in scan_tree(self.root / "dicom")]
+
+    def lung_mask(self, path: str) -> np.ndarray | None:
+        """``masks/{SOPInstanceUID}.npy`` of the file (its UID from truth.csv); None for a
+        mammogram or a file written without one."""
+        if not hasattr(self, "_mask_uids"):
+            truth = self.root / "truth.csv"
+            table = read_table(truth, ("path", "SOPInstanceUID"), dtype=str) if truth.is_file() else None
+            self._mask_uids = {} if table is None else dict(zip(table["path"], table["SOPInstanceUID"]))
+        uid = self._mask_uids.get(path)
+        mask = self.root / "masks" / f"{uid}.npy"
+        return np.load(mask) if uid and mask.is_file() else None
 
     def study_table(self) -> pd.DataFrame:
         patients = read_table(
