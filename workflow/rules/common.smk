@@ -8,6 +8,7 @@ from readrace.experiments import (
     expand_experiments,
     experiment_targets,
     localisation,
+    model_of,
     race_detection,
     segmentation,
     perturbation_at_test,
@@ -140,9 +141,10 @@ def prediction_weights(wildcards):
 
 def prediction_masks(wildcards):
     """The masks the perturbation in effect at test time reads on the test dataset, or none."""
-    if wildcards.model.startswith(localisation.NAME + "/"):
+    model = model_of(wildcards.model)
+    if isinstance(model, localisation.LocalisationModel):
         return localisation.mask_input(wildcards.model, wildcards.test, lung_masks)
-    perturbation = race_detection.RaceDetectionModel.from_path(wildcards.model).perturbation
+    perturbation = model.columns.get("perturbation", "none")
     return {"masks": lung_masks(wildcards.test)} if needs_masks(perturbation) == "lung" else {}
 
 
