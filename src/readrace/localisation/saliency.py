@@ -63,8 +63,13 @@ def target_layer(model: nn.Module, arch: str, size: int = 224) -> tuple[str, nn.
     on a 64 px cache: the block before it), by name."""
     candidates = candidate_layers(model, arch)
     sizes: dict[str, int] = {}
-    hooks = [layer.register_forward_hook(lambda m, i, o, name=name: sizes.setdefault(name, min(o.shape[-2:])))
-             for name, layer in candidates]
+
+    def recorder(name: str):
+        def hook(module: nn.Module, inputs: object, output: torch.Tensor) -> None:
+            sizes[name] = min(output.shape[-2:])  # returns None: a forward hook's value replaces the output
+        return hook
+
+    hooks = [layer.register_forward_hook(recorder(name)) for name, layer in candidates]
     try:
         with torch.no_grad():
             was_training = model.training
