@@ -35,6 +35,15 @@ RACE_DETECTION_MARKDOWN = "results/tables/race_detection.md"
 FILTER_AUC_FIGURE = "results/figures/filter_auc.png"
 FILTER_SAMPLES_FIGURE = "results/figures/filter_samples.png"
 
+# Confounders (Table 2): stratified scores of an image model, the long table, its Markdown
+# and the forest plot; beside a tabular model its search, beside a retrain its sampler.
+STRATA = "results/confounders/strata/{model}/{test}.csv"
+SEARCH_FILE = "search.csv"
+SAMPLER_FILE = "sampler.csv"
+CONFOUNDERS_TABLE = "results/tables/confounders.csv"
+CONFOUNDERS_MARKDOWN = "results/tables/confounders.md"
+CONFOUNDERS_FOREST_FIGURE = "results/figures/confounders_strata.png"
+
 CONFIG_RECORD = "results/config.yaml"
 
 
@@ -56,3 +65,7 @@ def predictions(model: str, test: str) -> str:
 
 def scores(model: str, test: str) -> str:
     return SCORES.format(model=model, test=test)
+
+
+def strata(model: str, test: str) -> str:
+    return STRATA.format(model=model, test=test)

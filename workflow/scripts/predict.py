@@ -10,7 +10,7 @@ from readrace.config import execution_settings
 from readrace.evaluation.predictions import write_predictions
 from readrace.experiments import model_of
 from readrace.logs import job_logging
-from readrace.training.image_models import predict_image_model
+from readrace.training.image_models import TEST, predict_image_model
 
 with job_logging(snakemake.log[0]) as log:
     torch.set_num_threads(snakemake.threads)
@@ -24,6 +24,8 @@ with job_logging(snakemake.log[0]) as log:
         keys={"kind": model.kind, "model": w.model, **model.columns, "test_dataset": w.test},
         units=descriptor["units"],
         execution=execution_settings(snakemake.config),
+        # A coordinate trained on a subset (confounders' nofinding) is tested on its own.
+        test=getattr(model, "test_subset", TEST),
     )
     write_predictions(predictions, snakemake.output[0], snakemake.params.schema)
     log.info("%d predictions", len(predictions.table))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -28,6 +28,15 @@ from readrace.training.inference import load_model, predict
 from readrace.transforms.sample import perturb_and_augment, perturbation_transform
 
 log = logging.getLogger(__name__)
+
+class Resampler(Protocol):
+    """Draws the training rows again (e.g. to equal distributions); ``to_dict`` spells it
+    for the model's fingerprint."""
+
+    def resample(self, rows: pd.DataFrame) -> pd.DataFrame: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
 
 TRAIN = Subset.of("train")
 VALIDATION = Subset.of("validation")
@@ -82,23 +91,31 @@ def train_image_model(
     cache_digest: str,
     train: Subset = TRAIN,
     validation: Subset = VALIDATION,
+    resample: Resampler | None = None,
     progress: bool = True,
 ) -> TrainResult:
     """Train one model; a checkpoint of the same run resumes, a stale one is replaced.
 
     ``cache_digest`` identifies the cache's content (the dataset descriptor's digest): with
     the task, the subsets and the perturbation it is the model's data fingerprint, so a model
-    is reused only when everything that determines it is unchanged.
+    is reused only when everything that determines it is unchanged. ``resample`` draws the
+    training rows again (with replacement, so a cache row may be trained on several times
+    per epoch); it enters the fingerprint.
     """
     train_rows = _subset_rows(task, manifest, train, "training", dataset)
+    if resample is not None:
+        train_rows = resample.resample(train_rows)
     val_rows = _subset_rows(task, manifest, validation, "validation", dataset)
     labels = np.zeros(len(images), dtype=np.int64)  # rows outside both subsets are never read
     for rows in (train_rows, val_rows):
         labels[rows["cache_index"].to_numpy()] = rows["label"].to_numpy()
-    data_fingerprint = json_digest({
+    identity = {
         "cache": cache_digest, "task": task.to_dict(), "perturbation": perturbation,
         "train": train.to_dict(), "validation": validation.to_dict(),
-    })
+    }
+    if resample is not None:  # absent otherwise, so that earlier models keep their fingerprint
+        identity["resample"] = resample.to_dict()
+    data_fingerprint = json_digest(identity)
     train_transform, eval_transform = perturb_and_augment(perturbation, augment=training["augment"])
     config = train_config(arch, task, seed, training, execution)
     arguments = dict(data_fingerprint=data_fingerprint, train_transform=train_transform,
