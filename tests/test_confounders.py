@@ -175,3 +175,30 @@ def test_boneclip_clips_the_raw_cache_values_before_anything_else():
     assert train.transforms[0].id == "boneclip-0.6"
     baseline = perturb_and_augment("none", augment=False)[1]({"image": x, "index": np.array([0])}, {"perturb": None})["image"]
     torch.testing.assert_close(baseline, x)  # the baseline is not clipped
+
+
+def test_omr_bmi_is_matched_in_time_and_every_study_is_counted():
+    from readrace.confounders.variables import match_omr_bmi
+
+    omr = pd.DataFrame([
+        # subject 1: a recorded BMI near the first study, a height and weight near the second.
+        ("1", "2150-01-10", 1, "BMI (kg/m2)", "31.2"),
+        ("1", "2150-01-10", 1, "Weight (Lbs)", "200"),
+        ("1", "2151-06-01", 1, "Height (Inches)", "70"),
+        ("1", "2151-06-01", 1, "Weight (Lbs)", "175"),
+        ("1", "2151-06-01", 2, "Weight (Lbs)", "999"),  # a later entry of the same day is not used
+        # subject 2: only far from the study; subject 3: a blood pressure, no BMI.
+        ("2", "2140-01-01", 1, "BMI (kg/m2)", "24"),
+        ("3", "2150-01-01", 1, "Blood Pressure", "120/80"),
+    ], columns=["subject_id", "chartdate", "seq_num", "result_name", "result_value"])
+    studies = pd.DataFrame({"subject_id": ["1", "1", "2", "3", "4"], "study_id": ["a", "b", "c", "d", "e"],
+                            "StudyDate": ["21500115", "21510520", "21500101", "21500101", "21500101"]})
+    matched, counts = match_omr_bmi(studies, omr, window_days=30)
+    bmi = matched.set_index("study_id")["bmi"]
+    assert bmi["a"] == pytest.approx(31.2)
+    assert bmi["b"] == pytest.approx(703 * 175 / 70**2)
+    assert bmi[["c", "d", "e"]].isna().all()
+    assert matched.set_index("study_id").loc["a", "bmi_days"] == -5
+    assert counts["studies"].tolist() == [1, 1, 1, 2] and counts["studies"].sum() == len(studies)
+    wider, _ = match_omr_bmi(studies, omr, window_days=5000)
+    assert wider.set_index("study_id")["bmi"]["c"] == 24
