@@ -202,3 +202,21 @@ def test_omr_bmi_is_matched_in_time_and_every_study_is_counted():
     assert counts["studies"].tolist() == [1, 1, 1, 2] and counts["studies"].sum() == len(studies)
     wider, _ = match_omr_bmi(studies, omr, window_days=5000)
     assert wider.set_index("study_id")["bmi"]["c"] == 24
+
+
+def test_bmi_by_race_plants_a_bmi_confounder_and_is_off_by_default():
+    from readrace.synthetic.population import sample_records
+    from readrace.synthetic.spec import CohortSpec
+
+    default, _ = sample_records(400, "cxr", 3)
+    explicit, _ = sample_records(400, "cxr", 3, None)
+    pd.testing.assert_frame_equal(default, explicit)
+    strong, _ = sample_records(400, "cxr", 3, {"Asian": 20.0, "Black": 34.0, "White": 27.0, "sd": 1.0})
+    means = strong.groupby("race")["bmi"].mean()
+    assert means["Asian"] < 21 < 26 < means["White"] < 28 < 33 < means["Black"]
+    assert (strong["race"] == default["race"]).all()  # only BMI changes
+    spec = CohortSpec.from_options("cxr", {"bmi_by_race": {"Black": 30, "sd": 2}})
+    assert spec.bmi_by_race == (("Black", 30), ("sd", 2))
+    assert CohortSpec.from_options("cxr", {}).bmi_by_race is None
+    with pytest.raises(ValueError, match="bmi_by_race"):
+        CohortSpec.from_options("cxr", {"bmi_by_race": {"Martian": 30}})

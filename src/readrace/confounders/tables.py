@@ -4,7 +4,8 @@ the image models' AUCs, and the forest plot of the stratified AUCs.
 Long table, one row per (experiment, model, test dataset, stratum, level, class):
 
 ``experiment``: ``tabular`` (patient variables), ``pixels`` (intensity histograms),
-``image`` (the race-detection model, for comparison), ``retrain-nofinding``,
+``image`` (the race-detection model, for comparison), ``acquisition`` (that model on the
+other datasets of its group: trained at one site, tested at the others), ``retrain-nofinding``,
 ``retrain-equal``, ``stratified``. ``features``: the feature set, the retraining subset, or
 ``image``; ``stratifier`` and ``stratum`` (``all`` outside stratified rows); ``model``: the
 estimator or architecture; ``model_id``; ``auc``, ``ci_low``, ``ci_high`` (empty when
@@ -31,6 +32,8 @@ TABLE_COLUMNS: tuple[str, ...] = (
 def _experiment(row: pd.Series) -> tuple[str, str, str]:
     """(experiment, features, model) of one score row, from its key columns."""
     if row["kind"] == "race_detection":
+        if row["test_dataset"] != row["train_dataset"]:
+            return "acquisition", "other site", row["arch"]
         return "image", "image", row["arch"]
     if "estimator" in row and isinstance(row.get("estimator"), str):
         kind = "pixels" if feature_set(row["features"]).needs_images else "tabular"
@@ -70,7 +73,8 @@ def gather_confounders(scores: Iterable[str | Path], image_scores: Iterable[str 
     if not frames:
         return pd.DataFrame(columns=list(TABLE_COLUMNS))
     table = pd.concat(frames, ignore_index=True)[list(TABLE_COLUMNS)]
-    order = {"tabular": 0, "pixels": 1, "image": 2, "retrain-nofinding": 3, "retrain-equal": 4, "stratified": 5}
+    order = {"tabular": 0, "pixels": 1, "image": 2, "acquisition": 3, "retrain-nofinding": 4, "retrain-equal": 5,
+             "stratified": 6}
     table = table.assign(_order=table["experiment"].map(order).fillna(9))
     return table.sort_values(["_order", "train_dataset", "test_dataset", "features", "model_id"], kind="stable") \
         .drop(columns="_order").reset_index(drop=True)
@@ -107,10 +111,10 @@ def render_markdown(table: pd.DataFrame) -> str:
         by_model = {m: r for m, r in zip(group["model"], [g for _, g in group.iterrows()])}
         cells = [_cell(by_model.get(m)) for m in ("logistic", "forest", "xgboost")]
         lines.append(f"| {dataset} | {features} | " + " | ".join(cells) + f" | {image_auc.get(dataset, 'n/a')} |")
-    retrain = rows[rows["experiment"].str.startswith("retrain-")]
+    retrain = rows[rows["experiment"].str.startswith("retrain-") | (rows["experiment"] == "acquisition")]
     if len(retrain):
-        lines += ["", "## Image models retrained under confounder control", "",
-                  "| Trained on | Subset | Tested on | AUC | Image model (all rows) |", "|---|---|---|---|---|"]
+        lines += ["", "## Image models under confounder control: retrained on a subset, or tested at another site", "",
+                  "| Trained on | Subset or site | Tested on | AUC | Image model (own test split, all rows) |", "|---|---|---|---|---|"]
         for _, row in retrain.iterrows():
             lines.append(f"| {row['train_dataset']} | {row['features']} | {row['test_dataset']} | {_cell(row)} | "
                          f"{image_auc.get(row['train_dataset'], 'n/a')} |")

@@ -195,11 +195,14 @@ def strata_files(config: dict[str, Any]) -> list[str]:
 
 def image_score_files(config: dict[str, Any]) -> list[str]:
     """The scores of the image models the table shows beside the confounders: the
-    race-detection models without perturbation of the blocks' datasets, on their own test split."""
+    race-detection models without perturbation of the blocks' datasets, on their own test
+    split and (acquisition: trained on one site, tested on the others) on every other
+    dataset of their group."""
     datasets = {d for block in config.get("experiments", []) if block["kind"] == NAME for d in block["datasets"]}
     models = {m for block in config.get("experiments", []) if block["kind"] == race_detection.NAME
               for m in race_detection.coordinates(block, config)}
-    return sorted(paths.scores(m.path, m.train) for m in models if m.train in datasets and m.perturbation == "none")
+    return sorted(paths.scores(m.path, test) for m in models if m.train in datasets and m.perturbation == "none"
+                  for test in evaluation_datasets(config, m.train))
 
 
 def targets(coordinates: list[Any], config: dict[str, Any]) -> list[str]:
