@@ -133,9 +133,11 @@ def test_equal_distribution_retrain_writes_its_achieved_distributions(run, table
     sampler = pd.read_csv(run / "results/models/confounders/retrain/cxr-bmi/resnet18/equal/seed0/sampler.csv")
     race = sampler[sampler["distribution"] == "race"]
     assert len(race) == 3 and np.allclose(race["target"], 1 / 3)
-    # On ~100 training images the draw is close to, not at, the targets.
-    assert (race["achieved"] - race["target"]).abs().max() < 0.15
-    assert (race["before"] - race["target"]).abs().max() > (race["achieved"] - race["target"]).abs().max()
+    # The quotas reach the targets up to rounding; before resampling they were off.
+    assert (race["achieved"] - race["target"]).abs().max() < 0.02
+    assert (race["before"] - race["target"]).abs().max() > 0.05
+    disease = sampler[sampler["distribution"] == "disease | race"]
+    assert (disease["achieved"] - disease["target"]).abs().max() < 0.05
     assert len(macro(table, experiment="retrain-equal")) == 1
 
 
