@@ -80,6 +80,9 @@ def gather_confounders(scores: Iterable[str | Path], image_scores: Iterable[str 
         .drop(columns="_order").reset_index(drop=True)
 
 
+_ESTIMATOR_NAMES = {"logistic": "Logistic regression", "forest": "Random forest", "xgboost": "XGBoost"}
+
+
 def _cell(row: pd.Series | None) -> str:
     if row is None or pd.isna(row["auc"]):
         return "n/a"
@@ -103,13 +106,15 @@ def render_markdown(table: pd.DataFrame) -> str:
     image_auc = {d: _cell(g.iloc[0]) for d, g in image.groupby("train_dataset")}
     lines = ["# Confounders (Table 2)", "",
              "Macro one-vs-rest AUC of race (95 % interval from a patient bootstrap), internal test split.", "",
-             "## Race from patient variables and pixel statistics", "",
-             "| Dataset | Features | Logistic regression | Random forest | XGBoost | Image model |",
-             "|---|---|---|---|---|---|"]
+             "## Race from patient variables and pixel statistics", ""]
     tabular = rows[rows["experiment"].isin(["tabular", "pixels"])]
+    # Only the estimators the matrix has get a column.
+    estimators = [m for m in _ESTIMATOR_NAMES if m in set(tabular["model"])]
+    lines += ["| Dataset | Features | " + " | ".join(_ESTIMATOR_NAMES[m] for m in estimators) + " | Image model |",
+              "|---|---|" + "---|" * len(estimators) + "---|"]
     for (dataset, features), group in tabular.groupby(["train_dataset", "features"], sort=True):
         by_model = {m: r for m, r in zip(group["model"], [g for _, g in group.iterrows()])}
-        cells = [_cell(by_model.get(m)) for m in ("logistic", "forest", "xgboost")]
+        cells = [_cell(by_model.get(m)) for m in estimators]
         lines.append(f"| {dataset} | {features} | " + " | ".join(cells) + f" | {image_auc.get(dataset, 'n/a')} |")
     retrain = rows[rows["experiment"].str.startswith("retrain-") | (rows["experiment"] == "acquisition")]
     if len(retrain):
