@@ -10,8 +10,9 @@ So the target probability of a (race, disease, age band) cell is
 ``1/R x P(disease) x P(age band | disease)``, the pooled probabilities taken from the rows
 themselves. Each cell gets its quota of the draw (its target share, rounded), drawn
 uniformly with replacement from its rows. A cell that a race lacks cannot be drawn: its
-target mass is spread over that race's other cells, and the achieved table
-(:func:`achieved_distribution`) shows the difference. The draw is seeded; its size defaults
+target mass goes to that race's other age bands of the same disease status (or, lacking a
+whole status, to its other status), and the achieved table (:func:`achieved_distribution`)
+shows the difference. The draw is seeded; its size defaults
 to the number of rows.
 """
 
@@ -59,18 +60,28 @@ class EqualDistribution:
         return pd.DataFrame({"race": rows[race].to_numpy(), "disease": status, "age_band": band}, index=rows.index)
 
     def weights(self, rows: pd.DataFrame) -> np.ndarray:
-        """Each row's probability of being drawn (they sum to 1)."""
+        """Each row's probability of being drawn (they sum to 1).
+
+        A cell's target is renormalised level by level where a race lacks cells: the age
+        bands a race x disease cell has share P(age | disease) among themselves, the
+        disease statuses a race has share P(disease), so a missing age band distorts
+        neither the race shares nor the disease prevalence within race."""
         cells = self.cells(rows)
         races = sorted(cells["race"].unique())
         p_disease = cells["disease"].value_counts(normalize=True)
         p_age = cells.groupby("disease")["age_band"].value_counts(normalize=True)
         size = cells.groupby(["race", "disease", "age_band"]).size()
-        keys = list(zip(cells["race"], cells["disease"], cells["age_band"]))
-        target = np.array([p_disease[d] * p_age[(d, a)] for _, d, a in keys]) / len(races)
-        weight = target / np.array([size[k] for k in keys])
-        # Renormalise within each race, so that a race missing some cell keeps its 1/R share.
-        race_total = pd.Series(weight).groupby(cells["race"].to_numpy()).transform("sum").to_numpy()
-        return weight / race_total / len(races)
+        present = size.index.to_frame(index=False)
+        present["p_age"] = [p_age[(d, a)] for d, a in zip(present["disease"], present["age_band"])]
+        present["p_age"] /= present.groupby(["race", "disease"])["p_age"].transform("sum")
+        statuses = present[["race", "disease"]].drop_duplicates()
+        statuses["p_disease"] = statuses["disease"].map(p_disease)
+        statuses["p_disease"] /= statuses.groupby("race")["p_disease"].transform("sum")
+        present = present.merge(statuses, on=["race", "disease"])
+        target = present.set_index(["race", "disease", "age_band"])
+        cell_target = target["p_age"] * target["p_disease"] / len(races)
+        keys = pd.MultiIndex.from_frame(cells)
+        return (cell_target.reindex(keys) / size.reindex(keys)).to_numpy()
 
     def resample(self, rows: pd.DataFrame, n: int | None = None) -> pd.DataFrame:
         """``n`` rows (default ``len(rows)``) drawn with replacement to the targets.
