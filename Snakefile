@@ -22,6 +22,7 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/race_detection.smk"
 include: "workflow/rules/segmentation.smk"
 include: "workflow/rules/localisation.smk"
+include: "workflow/rules/confounders.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -903,3 +903,19 @@ def test_mimic_age_from_unparseable_parts_is_left_as_written():
     ages = age_at_study(pd.Series([60, "sixty", 60, np.nan]), pd.Series([2150, 2150, 2150, 2150]),
                         pd.Series(["21520101", "21520101", "X1520101", "21520101"]))  # fmt: skip
     assert ages[0] == 62.0 and ages[1] == "sixty" and ages[2] == "X152" and np.isnan(ages[3])
+
+
+def test_mimic_bmi_comes_from_omr_nearest_the_study_within_the_window(mimic_roots):
+    _, mimic_iv = mimic_roots
+    adapter = mimic(mimic_roots)
+    assert np.isnan(study(adapter.study_table(), "10000001", "50000001")["bmi"])  # no omr, no BMI
+    write_csv(mimic_iv / "hosp/omr.csv.gz", [
+        {"subject_id": 10000001, "chartdate": "2151-12-20", "seq_num": 1, "result_name": "BMI (kg/m2)", "result_value": "29.5"},
+        {"subject_id": 10000001, "chartdate": "2155-06-10", "seq_num": 1, "result_name": "Height (Inches)", "result_value": "64"},
+        {"subject_id": 10000001, "chartdate": "2155-06-10", "seq_num": 1, "result_name": "Weight (Lbs)", "result_value": "150"},
+        {"subject_id": 10000002, "chartdate": "2170-01-01", "seq_num": 1, "result_name": "BMI (kg/m2)", "result_value": "22"},
+    ], compress=True)
+    studies = mimic(mimic_roots, bmi_window_days=30).study_table()
+    assert study(studies, "10000001", "50000001")["bmi"] == pytest.approx(29.5)
+    assert study(studies, "10000001", "50000002")["bmi"] == pytest.approx(703 * 150 / 64**2)
+    assert np.isnan(study(studies, "10000002")["bmi"])  # ten years from its study

@@ -140,10 +140,19 @@ def test_every_experiment_block_names_a_known_kind_and_is_checked_by_its_schema(
     del config["experiments"][0]["kind"]
     assert "experiments.0: 'kind' is a required property" in _error(config)
     config["experiments"][0]["kind"] = "race_detektion"
-    assert "experiments.0.kind: 'race_detektion' is not one of ['race_detection', " in _error(config)
+    # Every registered kind is listed (their order is the schema's).
+    assert "experiments.0.kind: 'race_detektion' is not one of ['race_detection'," in _error(config)
     config = copy.deepcopy(default_config)
     config["experiments"][1]["arch"] = ["resnet18"]
     assert "experiments.1.arch: unknown key" in _error(config)
+    config = copy.deepcopy(default_config)
+    confounders = next(k for k, block in enumerate(config["experiments"]) if block["kind"] == "confounders")
+    config["experiments"][confounders]["features"] = ["height"]
+    assert f"experiments.{confounders}.features.0: 'height' does not match" in _error(config)
+    config["experiments"][confounders]["features"] = ["bmi"]
+    config["experiments"][confounders]["datasets"] = ["synth-ct"]
+    config["experiments"][confounders]["retrain"] = ["equal"]
+    assert "is not a chest-radiograph dataset" in _error(config)
 
 
 def test_execution_settings_live_apart_and_old_keys_say_where_they_went(default_config):

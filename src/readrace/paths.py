@@ -58,6 +58,15 @@ SEGMENTATION_TABLE = "results/tables/segmentation.csv"
 SEGMENTATION_IMPLAUSIBLE = "results/tables/segmentation_implausible.csv"
 SEGMENTATION_FIGURE = "results/figures/segmentation_masks.png"
 
+# Confounders (Table 2): stratified scores of an image model, the long table, its Markdown
+# and the forest plot; beside a tabular model its search, beside a retrain its sampler.
+STRATA = "results/confounders/strata/{model}/{test}.csv"
+SEARCH_FILE = "search.csv"
+SAMPLER_FILE = "sampler.csv"
+CONFOUNDERS_TABLE = "results/tables/confounders.csv"
+CONFOUNDERS_MARKDOWN = "results/tables/confounders.md"
+CONFOUNDERS_FOREST_FIGURE = "results/figures/confounders_strata.png"
+
 CONFIG_RECORD = "results/config.yaml"
 
 
@@ -84,3 +93,7 @@ def scores(model: str, test: str) -> str:
 def saliency_file(what: str, model: str, test: str) -> str:
     """``what`` (maps, shares, masks) of the saliency of ``model`` on ``test``."""
     return f"{SALIENCY_DIR.format(model=model, test=test)}/{SALIENCY_FILES[what]}"
+
+
+def strata(model: str, test: str) -> str:
+    return STRATA.format(model=model, test=test)

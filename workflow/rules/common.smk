@@ -4,7 +4,9 @@ import re
 from readrace import paths
 from readrace.config import execution_settings, shard_ids, validate_config
 from readrace.data.columns import load_schema
+from readrace.confounders.features import feature_set
 from readrace.experiments import (
+    confounders,
     expand_experiments,
     experiment_targets,
     localisation,
@@ -151,6 +153,32 @@ def prediction_masks(wildcards):
 def race_task(wildcards):
     """What a race-detection model predicts: race, with its train dataset's classes."""
     return race_detection.task(config, wildcards.train).to_dict()
+
+
+def tabular_inputs(wildcards):
+    """A tabular model reads its dataset's manifest; a histogram model also its cache."""
+    inputs = {"manifest": paths.dataset_file(paths.MANIFEST, wildcards.train),
+              "descriptor": paths.dataset_file(paths.DESCRIPTOR, wildcards.train)}
+    if feature_set(wildcards.features).needs_images:
+        inputs["cache"] = paths.dataset_file(paths.CACHE, wildcards.train)
+    return inputs
+
+
+def tabular_settings(wildcards):
+    """What determines a tabular model beyond its id: its estimator's settings, the search's
+    folds, and the label policy only where the features hold finding labels."""
+    settings = config["confounders"]
+    features = feature_set(wildcards.features)
+    return {
+        "estimator": settings["estimators"][wildcards.estimator],
+        "cv_folds": settings["cv_folds"],
+        "labels": settings["labels"] if features.findings else None,
+    }
+
+
+def retrain_sampler(wildcards):
+    """The equal-distribution sampler's settings, for the models it resamples only."""
+    return config["confounders"]["sampler"] if wildcards.subset == "equal" else None
 
 
 def all_targets():

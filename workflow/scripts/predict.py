@@ -10,7 +10,7 @@ from readrace.config import execution_settings
 from readrace.evaluation.predictions import write_predictions
 from readrace.experiments import model_of, perturbation_at_test
 from readrace.logs import job_logging
-from readrace.training.image_models import predict_image_model
+from readrace.training.image_models import TEST, predict_image_model
 
 with job_logging(snakemake.log[0]) as log:
     torch.set_num_threads(snakemake.threads)
@@ -26,6 +26,8 @@ with job_logging(snakemake.log[0]) as log:
         execution=execution_settings(snakemake.config),
         perturbation=perturbation_at_test(w.model),
         masks=np.load(snakemake.input.masks, mmap_mode="r") if "masks" in snakemake.input.keys() else None,
+        # A coordinate trained on a subset (confounders' nofinding) is tested on its own.
+        test=getattr(model, "test_subset", TEST),
     )
     write_predictions(predictions, snakemake.output[0], snakemake.params.schema)
     log.info("%d predictions", len(predictions.table))

@@ -122,9 +122,9 @@ def evaluation_datasets(config: dict[str, Any], train: str) -> list[str]:
 
 def _registry() -> dict[str, ExperimentKind]:
     # The kinds' modules import the helpers above, so the registry is filled last.
-    from readrace.experiments import localisation, race_detection, segmentation
+    from readrace.experiments import confounders, localisation, race_detection, segmentation
 
-    return {kind.name: kind for kind in (race_detection.KIND, segmentation.KIND, localisation.KIND)}
+    return {kind.name: kind for kind in (race_detection.KIND, segmentation.KIND, localisation.KIND, confounders.KIND)}
 
 
 #: The experiment kinds, by name.

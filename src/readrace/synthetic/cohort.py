@@ -300,7 +300,8 @@ def generate_cohort(spec: CohortSpec, out_dir: str | Path, progress: bool = True
     if spec.write_truth:
         (out / "truth").mkdir()
 
-    patients, studies = sample_records(spec.n_patients, spec.modality, spec.seed)
+    bmi_by_race = dict(spec.bmi_by_race) if spec.bmi_by_race is not None else None
+    patients, studies = sample_records(spec.n_patients, spec.modality, spec.seed, bmi_by_race)
     patterns = class_patterns(spec.signal, labels.task_classes(spec.modality), profile.shape)
     writer = _Writer(spec, profile, out, patterns)
     study_writer = {"cxr": writer.cxr_study, "ct": writer.ct_study,

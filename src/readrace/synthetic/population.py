@@ -138,8 +138,14 @@ def _age_on(birth: dt.date, day: dt.date) -> int:
     return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
 
 
-def sample_records(n_patients: int, modality: str, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+def sample_records(n_patients: int, modality: str, seed: int,
+                   bmi_by_race: dict[str, float] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Draw patients and studies with their PHI-like header values.
+
+    ``bmi_by_race`` (race -> mean BMI, and ``sd``) replaces the weak default dependence of
+    BMI on race: a strong one plants a confounder that the anatomy draws (body habitus),
+    for the known-answer tests of the confounders family. None keeps the default draws
+    bit for bit.
 
     Returns the public columns (see ``sample_population``) plus, for patients,
     ``index`` (1-based generator index), ``PatientName``, ``PatientBirthDate``; for
@@ -162,7 +168,12 @@ def sample_records(n_patients: int, modality: str, seed: int) -> tuple[pd.DataFr
     else:
         female = rng.random(n) < _per_race(_FEMALE_PROB, race, 0.5)
     sex = np.where(female, "F", "M")
-    bmi = np.clip(rng.normal(_per_race(_BMI_MEAN, race, 27.5), _BMI_SD), 16.0, 50.0).round(1)
+    if bmi_by_race is None:
+        bmi_mean, bmi_sd = _per_race(_BMI_MEAN, race, 27.5), _BMI_SD
+    else:
+        means = {r: float(v) for r, v in bmi_by_race.items() if r != "sd"}
+        bmi_mean, bmi_sd = _per_race(means, race, 27.5), float(bmi_by_race.get("sd", _BMI_SD))
+    bmi = np.clip(rng.normal(bmi_mean, bmi_sd), 16.0, 50.0).round(1)
     mean, sd, lo, hi = _AGE_MODEL[modality]
     first_age = np.clip(rng.normal(mean + sd * _per_race(_AGE_SHIFT_SD, race, 0.0), sd), lo, hi)
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from readrace import labels
 from readrace.synthetic.sites import SITES
 
 #: Highest spatial frequency a band may reach, in cycles per image: the 64x64 cache has
@@ -147,7 +148,7 @@ def _validate_bands(bands: Any) -> tuple[tuple[float, float], ...]:
     return tuple(out)
 
 
-_COHORT_KEYS = ("site", "patients", "seed", "broken_files", "write_truth", "signal")
+_COHORT_KEYS = ("site", "patients", "seed", "broken_files", "write_truth", "signal", "bmi_by_race")
 _SIGNAL_KEYS = ("strength", "bands", "region", "seed")
 
 
@@ -167,8 +168,19 @@ class CohortSpec:
     signal: SignalSpec = field(default_factory=SignalSpec)
     broken_files: bool = True
     write_truth: bool = False
+    #: Mean BMI per race (and ``sd``) replacing the default weak dependence, as sorted
+    #: (key, value) pairs; None (default) keeps the default cohort's bytes.
+    bmi_by_race: tuple[tuple[str, float], ...] | None = None
 
     def __post_init__(self) -> None:
+        if self.bmi_by_race is not None:
+            if isinstance(self.bmi_by_race, Mapping):
+                object.__setattr__(self, "bmi_by_race", tuple(sorted(self.bmi_by_race.items())))
+            for key, value in self.bmi_by_race:
+                if key not in (*labels.RACE_CATEGORIES, "sd"):
+                    raise SpecError("bmi_by_race", f"bmi_by_race: {key!r} is neither a race category nor sd")
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                    raise SpecError("bmi_by_race", f"bmi_by_race.{key} must be a positive number, got {value!r}")
         if self.modality not in SITES:
             raise SpecError(
                 "modality",

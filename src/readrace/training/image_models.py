@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -29,6 +29,15 @@ from readrace.transforms.perturbation_ids import needs_masks
 from readrace.transforms.sample import perturb_and_augment, perturbation_transform
 
 log = logging.getLogger(__name__)
+
+class Resampler(Protocol):
+    """Draws the training rows again (e.g. to equal distributions); ``to_dict`` spells it
+    for the model's fingerprint."""
+
+    def resample(self, rows: pd.DataFrame) -> pd.DataFrame: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
 
 TRAIN = Subset.of("train")
 VALIDATION = Subset.of("validation")
@@ -83,6 +92,7 @@ def train_image_model(
     cache_digest: str,
     train: Subset = TRAIN,
     validation: Subset = VALIDATION,
+    resample: Resampler | None = None,
     progress: bool = True,
     masks: np.ndarray | None = None,
 ) -> TrainResult:
@@ -90,12 +100,16 @@ def train_image_model(
 
     ``cache_digest`` identifies the cache's content (the dataset descriptor's digest): with
     the task, the subsets and the perturbation it is the model's data fingerprint, so a model
-    is reused only when everything that determines it is unchanged.
+    is reused only when everything that determines it is unchanged. ``resample`` draws the
+    training rows again (with replacement, so a cache row may be trained on several times
+    per epoch); it enters the fingerprint.
 
     ``masks``: the mask array aligned with the cache that a masked perturbation (``lung``,
     ``nonlung``) reads; its content at the train and validation rows joins the fingerprint.
     """
     train_rows = _subset_rows(task, manifest, train, "training", dataset)
+    if resample is not None:
+        train_rows = resample.resample(train_rows)
     val_rows = _subset_rows(task, manifest, validation, "validation", dataset)
     labels = np.zeros(len(images), dtype=np.int64)  # rows outside both subsets are never read
     for rows in (train_rows, val_rows):
@@ -104,6 +118,8 @@ def train_image_model(
         "cache": cache_digest, "task": task.to_dict(), "perturbation": perturbation,
         "train": train.to_dict(), "validation": validation.to_dict(),
     }
+    if resample is not None:  # absent otherwise, so that earlier models keep their fingerprint
+        identity["resample"] = resample.to_dict()
     masks = _masks_for(perturbation, masks, images, dataset)
     if masks is not None:
         identity["masks"] = array_digest(masks, np.concatenate([train_rows["cache_index"], val_rows["cache_index"]]))

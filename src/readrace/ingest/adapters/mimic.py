@@ -16,10 +16,16 @@ is detected from the files present. A patient's race is the one their admissions
 ("excluded: conflicting race records"). Age at a study = anchor_age + (year of the study's
 StudyDate - anchor_year): both are shifted together in MIMIC, so the difference is real.
 Only the views of the option ``views`` (default AP, PA) are kept.
+
+BMI: where ``mimic_iv_root`` has ``hosp/omr``, each study gets the BMI measured nearest to its
+StudyDate within ``bmi_window_days`` (default 365), recorded or from height and weight
+(:func:`readrace.confounders.variables.match_omr_bmi`); the job's log counts the studies
+matched and unmatched. Without omr the studies have no BMI.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +36,8 @@ from readrace.ingest.adapters.generic import listed_and_found
 from readrace.ingest.adapters.racemap import map_demographics, map_sex, patient_race
 from readrace.ingest.values import parse_value
 from readrace.labels import FINDINGS
+
+log = logging.getLogger(__name__)
 
 _FORMATS = {"dicom": ".dcm", "jpg": ".jpg"}
 _LABELS = ("chexpert", "negbio")
@@ -71,6 +79,7 @@ class MimicCxrAdapter(DatasetAdapter):
         if self.labels not in _LABELS:
             raise DatasetError(f"{self.name}: labels must be one of {', '.join(_LABELS)}, not {self.labels!r}")
         self.views = [str(view).upper() for view in options.get("views", ["AP", "PA"])]
+        self.bmi_window_days = int(options.get("bmi_window_days", 365))
 
     def _metadata(self) -> pd.DataFrame:
         path = find_table(self.root, "mimic-cxr-2.0.0-metadata")
@@ -127,9 +136,25 @@ class MimicCxrAdapter(DatasetAdapter):
         studies = studies.merge(patients, on="subject_id", how="left", validate="many_to_one")
         studies["age"] = age_at_study(studies["anchor_age"], studies["anchor_year"], studies["StudyDate"])
         studies["sex"] = studies["gender"].map(map_sex).astype(object)
+        studies["bmi"] = self._bmi(studies)
         studies = studies.rename(columns={"subject_id": "patient_key", "study_id": "study_key"})
-        keep = ["patient_key", "study_key", "race", "ethnicity", "sex", "age", "exclusion", *FINDINGS]
+        keep = ["patient_key", "study_key", "race", "ethnicity", "sex", "age", "exclusion", "bmi", *FINDINGS]
         return studies[keep]
+
+    def _bmi(self, studies: pd.DataFrame) -> pd.Series:
+        """The BMI of each study from MIMIC-IV omr (NaN without the table or a match)."""
+        from readrace.confounders.variables import OMR_COLUMNS, match_omr_bmi
+
+        try:
+            path = find_table(Path(self.options["mimic_iv_root"]) / "hosp", "omr")
+        except DatasetError:
+            log.warning("%s: no MIMIC-IV hosp/omr table; the studies have no BMI", self.name)
+            return pd.Series(np.nan, index=studies.index)
+        omr = read_table(path, OMR_COLUMNS, dtype={"subject_id": str, "result_value": str})
+        matched, counts = match_omr_bmi(studies[["subject_id", "study_id", "StudyDate"]], omr, self.bmi_window_days)
+        for outcome, n in zip(counts["outcome"], counts["studies"]):
+            log.info("%s: BMI from omr, %s: %d studies", self.name, outcome, n)
+        return pd.Series(matched["bmi"].to_numpy(), index=studies.index)
 
     def file_table(self) -> pd.DataFrame:
         metadata = self._metadata()
