@@ -41,7 +41,7 @@ FILTER_AUC_FIGURE = "results/figures/filter_auc.png"
 FILTER_SAMPLES_FIGURE = "results/figures/filter_samples.png"
 
 # Segmentation (lung masks): quality against ground truth, implausible masks, overlays.
-SEGMENTATION_QUALITY = "results/segmentation/quality/{dataset}.csv"
+SEGMENTATION_QUALITY = "results/segmentation/quality.csv"  # per image: area, lungs, Dice, HD95
 SEGMENTATION_TABLE = "results/tables/segmentation.csv"
 SEGMENTATION_IMPLAUSIBLE = "results/tables/segmentation_implausible.csv"
 SEGMENTATION_FIGURE = "results/figures/segmentation_masks.png"

@@ -31,7 +31,8 @@ JOIN = "+"
 
 #: Defaults of a block's optional settings (the schema documents each).
 DEFAULT_UNET = {"channels": [8, 16, 32, 64], "strides": [2, 2, 2], "num_res_units": 1,
-                "epochs": 6, "batch_size": 16, "lr": 0.003, "weight_decay": 0.0001, "patience": 6}
+                "epochs": 12, "batch_size": 16, "lr": 0.003, "weight_decay": 0.0001, "patience": 12,
+                "largest_components": 2}
 DEFAULT_HU = {"threshold_hu": -400.0, "min_second_fraction": 0.05, "closing": 1}
 DEFAULT_QUALITY = {"area_low": 0.5, "area_high": 2.0, "min_lung_fraction": 0.05}
 
