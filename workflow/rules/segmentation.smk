@@ -51,7 +51,7 @@ def lung_mask_params(wildcards):
             "window": DATASETS[wildcards.dataset]["preprocess"].get("window")}
 
 
-truth_mask_options = _dataset_keys("adapter", "modality", "options")
+truth_mask_options = _dataset_keys("adapter", "modality", "options", without=())
 
 
 rule truth_masks:
