@@ -11,6 +11,7 @@ from readrace.evaluation.metrics import bootstrap_mean
 from readrace.experiments import check_experiments, expand_experiments, segmentation
 from readrace.ingest.adapters.synthetic import SyntheticAdapter
 from readrace.ingest.preprocess import resize_square, window_hu
+from readrace.segmentation.figures import plot_mask_overlays, sample_rows
 from readrace.segmentation.ct import ct_lung_masks, hounsfield, lung_volume
 from readrace.segmentation.masks import MISSING, MaskError, check_masks, has_mask, missing_rows, to_grid
 from readrace.segmentation.quality import count_lungs, hd95, implausible_masks, mask_quality
@@ -232,3 +233,14 @@ def test_the_kind_names_what_is_wrong():
     assert "experiments.0.ct: 'a' is a cxr dataset, not ct" in problems
     assert "experiments.0.truth: 'm' is not segmented by this block" in problems
     assert "experiments.1: 'b' is already segmented by experiments.0" in problems
+    config["datasets"]["b"] = {**config["datasets"]["b"], "adapter": "generic", "options": {}}
+    config["experiments"] = [{"kind": "segmentation", "train": ["b"]}]
+    assert "experiments.0.train: 'b' has no ground-truth lung masks" in "\n".join(check_experiments(config))
+
+
+def test_the_overlay_figure_draws_non_empty_masks(tmp_path):
+    masks = np.stack([two_lungs(), np.zeros((32, 32), np.uint8), two_lungs(shift=1)])
+    assert sample_rows(masks, 4, 0).tolist() == [0, 2]
+    images = (0.8 - 0.5 * masks).astype(np.float16)
+    plot_mask_overlays([("cxr", images, masks), ("ct", images, masks)], tmp_path / "masks.png", n_samples=3)
+    assert (tmp_path / "masks.png").stat().st_size > 1000

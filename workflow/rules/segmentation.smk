@@ -51,6 +51,11 @@ def lung_mask_params(wildcards):
             "window": DATASETS[wildcards.dataset]["preprocess"].get("window")}
 
 
+def lung_mask_gpus(wildcards):
+    """The U-Net's inference runs on the training device; the CT pipeline needs no GPU."""
+    return EXECUTION["gpus"] if mask_source(wildcards).model.method == segmentation.UNET else 0
+
+
 truth_mask_options = _dataset_keys("adapter", "modality", "options", without=())
 
 
@@ -111,6 +116,7 @@ rule lung_masks:
     resources:
         mem_mb=per_attempt(8000),
         runtime=per_attempt(120),
+        gpu=lung_mask_gpus,
     conda:
         "../../envs/gpu.yaml"
     script:
