@@ -53,7 +53,7 @@ SALIENCY_DIR = "results/saliency/{model}/{test}"
 SALIENCY_FILES = {"maps": "maps.npz", "shares": "shares.csv", "masks": "masks.npy"}
 
 # Segmentation (lung masks): quality against ground truth, implausible masks, overlays.
-SEGMENTATION_QUALITY = "results/segmentation/quality/{dataset}.csv"
+SEGMENTATION_QUALITY = "results/segmentation/quality.csv"  # per image: area, lungs, Dice, HD95
 SEGMENTATION_TABLE = "results/tables/segmentation.csv"
 SEGMENTATION_IMPLAUSIBLE = "results/tables/segmentation_implausible.csv"
 SEGMENTATION_FIGURE = "results/figures/segmentation_masks.png"

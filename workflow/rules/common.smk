@@ -65,10 +65,22 @@ def _dataset_root(name):
     return dataset["options"]["root"]
 
 
-def _dataset_keys(*keys):
+#: Dataset options no ingestion job reads (the truth-mask job does): adding masks to a
+#: dataset must not decode it again.
+MASK_OPTIONS = ("lung_masks",)
+
+
+def _dataset_keys(*keys, without=MASK_OPTIONS):
     """The params function of an ingestion stage: the keys of the dataset's config it reads,
-    and the dataset's root. Computed once per dataset: a shard job only looks them up."""
-    by_dataset = {name: {**{k: DATASETS[name][k] for k in keys}, "root": _dataset_root(name)} for name in DATASETS}
+    and the dataset's root, without the options in ``without``. Computed once per dataset: a
+    shard job only looks them up."""
+
+    def value(name, key):
+        if key != "options":
+            return DATASETS[name][key]
+        return {k: v for k, v in DATASETS[name]["options"].items() if k not in without}
+
+    by_dataset = {name: {**{k: value(name, k) for k in keys}, "root": _dataset_root(name)} for name in DATASETS}
 
     def params(wildcards):
         return by_dataset[wildcards.dataset]

@@ -4,8 +4,9 @@
 # of its source files; only the uint8 array reaches results/). train_segmentation trains the
 # radiograph U-Net, segmentation/{sources}/unet/seed{seed} ({sources}: its train datasets
 # joined by "+"). lung_masks writes results/{dataset}/cache/masks.npy, by the U-Net or by
-# Hounsfield units: the interface the localisation experiments read. Then per-image quality,
-# the table with patient-bootstrap intervals, the implausible masks and the overlay figure.
+# Hounsfield units: the interface the localisation experiments read. Then the quality table
+# with patient-bootstrap intervals (and per-image quality), the implausible masks and the
+# overlay figure.
 
 from readrace.experiments import segmentation
 
@@ -50,20 +51,12 @@ def lung_mask_params(wildcards):
             "window": DATASETS[wildcards.dataset]["preprocess"].get("window")}
 
 
-def quality_inputs(wildcards):
-    inputs = {"manifest": paths.dataset_file(paths.MANIFEST, wildcards.dataset),
-              "masks": paths.dataset_file(paths.MASKS, wildcards.dataset)}
-    if mask_source(wildcards).truth:
-        inputs["truth"] = paths.dataset_file(paths.TRUTH_MASKS, wildcards.dataset)
-    return inputs
+def lung_mask_gpus(wildcards):
+    """The U-Net's inference runs on the training device; the CT pipeline needs no GPU."""
+    return EXECUTION["gpus"] if mask_source(wildcards).model.method == segmentation.UNET else 0
 
 
-def quality_params(wildcards):
-    source = mask_source(wildcards)
-    return {"held_out": source.held_out, "min_lung_fraction": source.quality["min_lung_fraction"]}
-
-
-truth_mask_options = _dataset_keys("adapter", "modality", "options")
+truth_mask_options = _dataset_keys("adapter", "modality", "options", without=())
 
 
 rule truth_masks:
@@ -123,40 +116,25 @@ rule lung_masks:
     resources:
         mem_mb=per_attempt(8000),
         runtime=per_attempt(120),
+        gpu=lung_mask_gpus,
     conda:
         "../../envs/gpu.yaml"
     script:
         "../scripts/lung_masks.py"
 
 
-rule segmentation_quality:
-    input:
-        unpack(quality_inputs),
-    output:
-        paths.SEGMENTATION_QUALITY,
-    params:
-        quality=quality_params,
-    log:
-        "logs/segmentation_quality/{dataset}.log",
-    resources:
-        mem_mb=per_attempt(4000),
-        runtime=per_attempt(60),
-    conda:
-        "../../envs/cpu.yaml"
-    script:
-        "../scripts/segmentation_quality.py"
-
-
+# One job for every dataset: its MONAI import costs more than the scoring of a small dataset.
 rule segmentation_table:
     input:
-        quality=[paths.dataset_file(paths.SEGMENTATION_QUALITY, name) for name in SEGMENTED],
         masks=[paths.dataset_file(paths.MASKS, name) for name in SEGMENTED],
         manifests=[paths.dataset_file(paths.MANIFEST, name) for name in SEGMENTED],
+        truths=[paths.dataset_file(paths.TRUTH_MASKS, name) for name in SEGMENTED if SEGMENTED[name].truth],
     output:
         table=report(paths.SEGMENTATION_TABLE, caption="../report/segmentation.rst", category="Segmentation"),
         implausible=report(
             paths.SEGMENTATION_IMPLAUSIBLE, caption="../report/segmentation_implausible.rst", category="Segmentation"
         ),
+        quality=paths.SEGMENTATION_QUALITY,
     params:
         datasets=list(SEGMENTED),
         sources={

@@ -4,8 +4,8 @@ A block names the radiograph datasets with ground-truth lung masks a U-Net train
 (``train``: one network on their union, selected on their validation Dice), the radiograph
 datasets it is applied to (``apply``; default: every ``cxr`` dataset of the config), the CT
 datasets segmented from Hounsfield units (``ct``), and the datasets whose masks are scored
-against their ground truth (``truth``; default: the train datasets and the synthetic
-datasets among the others). Each dataset gets ``results/{dataset}/cache/masks.npy``
+against their ground truth (``truth``; default: the train datasets and the others that
+have ground truth: synthetic, or with the dataset option ``lung_masks``). Each dataset gets ``results/{dataset}/cache/masks.npy``
 (readrace.segmentation.masks) from exactly one method.
 
 Coordinates (:class:`SegmentationModel`): ``segmentation/{train}/unet/seed{seed}`` for the
@@ -31,7 +31,8 @@ JOIN = "+"
 
 #: Defaults of a block's optional settings (the schema documents each).
 DEFAULT_UNET = {"channels": [8, 16, 32, 64], "strides": [2, 2, 2], "num_res_units": 1,
-                "epochs": 6, "batch_size": 16, "lr": 0.003, "weight_decay": 0.0001, "patience": 6}
+                "epochs": 12, "batch_size": 16, "lr": 0.003, "weight_decay": 0.0001, "patience": 12,
+                "largest_components": 2}
 DEFAULT_HU = {"threshold_hu": -400.0, "min_second_fraction": 0.05, "closing": 1}
 DEFAULT_QUALITY = {"area_low": 0.5, "area_high": 2.0, "min_lung_fraction": 0.05}
 
@@ -83,9 +84,17 @@ def truth_datasets(block: dict[str, Any], config: dict[str, Any]) -> list[str]:
     if "truth" in block:
         return list(block["truth"])
     datasets = config["datasets"]
-    synthetic = [name for name in [*applied(block, config), *block.get("ct", [])]
-                 if name in datasets and datasets[name]["adapter"] == "synthetic"]
-    return list(dict.fromkeys([*block.get("train", []), *synthetic]))
+    known = [name for name in [*applied(block, config), *block.get("ct", [])]
+             if name in datasets and has_ground_truth(datasets[name])]
+    return list(dict.fromkeys([*block.get("train", []), *known]))
+
+
+def has_ground_truth(dataset: dict[str, Any]) -> bool:
+    """Whether a dataset can have ground-truth lung masks: the synthetic cohort's (cxr, ct),
+    or a public mask set named by its ``lung_masks`` option."""
+    if dataset["adapter"] == "synthetic":
+        return dataset["modality"] in ("cxr", "ct")
+    return bool(dataset.get("options", {}).get("lung_masks"))
 
 
 def unet_model(block: dict[str, Any]) -> SegmentationModel | None:
@@ -179,6 +188,11 @@ def check(number: int, block: dict[str, Any], config: dict[str, Any]) -> list[st
     if len(unet_settings(block)["channels"]) != len(strides) + 1:
         problems.append(f"{where}.unet: channels needs one entry more than strides")
     segmented = set(applied(block, config) if block.get("train") else []) | set(block.get("ct", []))
+    for key in ("train", "truth"):
+        for name in block.get(key, []):
+            if name in datasets and not has_ground_truth(datasets[name]):
+                problems.append(f"{where}.{key}: {name!r} has no ground-truth lung masks "
+                                f"(a synthetic dataset, or one with the option lung_masks)")
     for name in block.get("truth", []):
         if name in datasets and name not in segmented:
             problems.append(f"{where}.truth: {name!r} is not segmented by this block (not in apply or ct)")

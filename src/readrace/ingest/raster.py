@@ -1,4 +1,5 @@
-"""JPEG and PNG inputs (MIMIC-CXR-JPG, CheXpert), read into the same shape as a DICOM image.
+"""JPEG and PNG inputs (MIMIC-CXR-JPG, CheXpert), and JSRT's raw ``.IMG``, read into the same
+shape as a DICOM image.
 
 A raster file carries no header: its patient, study and view come from the dataset's tables
 (the adapter's file table). Pixels are taken as display values: 8-bit divided by 255,
@@ -18,7 +19,10 @@ from readrace.ingest.codecs import reduction_factor
 from readrace.ingest.dicom import DicomHeader, DicomImage, DicomReadError, equal_channels
 from readrace.ingest.reasons import PIL_MODES, describe, known_term
 
-RASTER_SUFFIXES: frozenset[str] = frozenset({".jpg", ".jpeg", ".png"})
+RASTER_SUFFIXES: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".img"})
+#: JSRT's raw images: 2048 x 2048, 12 bits in big-endian 16-bit words, no header.
+JSRT_SHAPE = (2048, 2048)
+JSRT_MAX = 4095
 _PALETTE_MODES = frozenset({"P", "PA"})
 _GREY_ALPHA_MODES = frozenset({"LA", "La"})
 #: Modes whose first three channels are red, green and blue (palettes once looked up).
@@ -34,6 +38,23 @@ def _empty_header(path: Path, rows: int, columns: int) -> DicomHeader:
     )
 
 
+def read_jsrt(path: str | Path) -> DicomImage:
+    """A JSRT ``.IMG`` (raw, headerless, module constants) as a one-frame image in [0, 1].
+    JSRT stores film density (higher = darker), so the values are inverted, ``1 - v / 4095``,
+    as the usual JSRT converters do: 1 is white, as for decoded DICOM."""
+    path = Path(path)
+    expected = JSRT_SHAPE[0] * JSRT_SHAPE[1] * 2
+    size = path.stat().st_size
+    if size != expected:
+        raise DicomReadError(f"not a JSRT raw image ({size} bytes, expected {expected})")
+    raw = np.fromfile(path, dtype=">u2").reshape(JSRT_SHAPE)
+    values = 1.0 - np.clip(raw.astype(np.float32), 0, JSRT_MAX) / JSRT_MAX
+    if values.min() == values.max():
+        raise DicomReadError("constant image (no contrast)")
+    header = _empty_header(path, *JSRT_SHAPE)
+    return DicomImage(header=header, pixels=values[None], is_ct=False, reduction=1)
+
+
 def read_raster(path: str | Path, min_size: int | None = None) -> DicomImage:
     """One grayscale JPEG or PNG as a one-frame image in [0, 1]; DicomReadError says why not.
 
@@ -42,6 +63,8 @@ def read_raster(path: str | Path, min_size: int | None = None) -> DicomImage:
     the image's ``reduction`` says by how much.
     """
     path = Path(path)
+    if path.suffix.lower() == ".img":
+        return read_jsrt(path)
     reduction = 1
     try:
         with Image.open(path) as image:

@@ -17,7 +17,7 @@ Geometry: a mask goes through the same geometry as its image (readrace.ingest.pr
 the whole field resized straight to the square cache grid, no crop): resized as a float with
 the same antialiased bilinear filter, then thresholded at 0.5. A mask on a coarser native
 grid than its image (SCR's 1024-px masks of JSRT's 2048-px images) covers the same field,
-so the result is the same.
+so the result is the same but for pixels on the lung's edge.
 """
 
 from __future__ import annotations

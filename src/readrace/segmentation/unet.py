@@ -7,6 +7,10 @@ score that selects the best epoch is the mean per-image Dice of the lung class. 
 with its seeds, device handling, checkpoints, resumption and stale-run refusal; the engine's
 ``val_auc`` log column holds the validation Dice here.
 
+The predicted mask is the argmax; with ``largest_components: k`` (default 2, the two lungs)
+only the ``k`` largest connected components are kept and their holes filled, which removes
+stray islands a small network leaves (0 keeps the argmax as it is).
+
 No augmentation: flips and rotations of the image alone would move it off its mask.
 Several train datasets are concatenated in memory (mask sets are small: hundreds of images).
 """
@@ -22,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from scipy import ndimage
 from torch import nn
 
 from readrace.segmentation.masks import MASK_DTYPE, MaskError, has_mask
@@ -169,6 +174,15 @@ def train_unet(data: TrainingData, settings: dict[str, Any], seed: int, executio
         return fit(data.images, data.masks, data.train_rows, data.val_rows, config, out_dir, **arguments)
 
 
+def keep_largest(mask: np.ndarray, k: int) -> np.ndarray:
+    """The ``k`` largest 8-connected components of a 2-D binary mask, holes filled."""
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3), bool))
+    if n > k:
+        sizes = np.bincount(labels.ravel())[1:]
+        mask = np.isin(labels, np.argsort(sizes)[::-1][:k] + 1)
+    return ndimage.binary_fill_holes(mask).astype(MASK_DTYPE)
+
+
 def predict_masks(model_path: str | Path, images: np.ndarray, settings: dict[str, Any], device: str = "auto",
                   batch_size: int = 256, chunk: int = 2048) -> np.ndarray:
     """The U-Net's lung masks (argmax) of every cache row, uint8 0/1 ``(N, H, W)``; read in
@@ -182,4 +196,8 @@ def predict_masks(model_path: str | Path, images: np.ndarray, settings: dict[str
         rows = np.arange(start, min(start + chunk, len(images)))
         logits = infer_logits(model, reader, rows, Compose([]), batch_size, meta["config"]["seed"])
         masks[rows] = logits.argmax(dim=1).numpy().astype(MASK_DTYPE)
+    k = int(settings.get("largest_components", 0))
+    if k > 0:
+        for row in range(len(masks)):
+            masks[row] = keep_largest(masks[row], k)
     return masks

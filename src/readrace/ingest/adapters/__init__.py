@@ -112,10 +112,17 @@ class DatasetAdapter(ABC):
     def lung_mask(self, path: str) -> np.ndarray | None:
         """The dataset's ground-truth lung mask of the file at ``path`` (relative to the
         root), on the file's native grid: ``(H, W)``, or ``(frames, H, W)`` for a
-        multi-frame file, nonzero = lung; None when the dataset has none for it (the
-        default: most datasets have no masks). Read by the truth-mask job
+        multi-frame file, nonzero = lung; None when the dataset has none for it. By
+        default from the option ``lung_masks`` (a public mask set's layout:
+        readrace.ingest.masksets), else None. Read by the truth-mask job
         (readrace.segmentation.truth), never by the shards."""
-        return None
+        if not self.options.get("lung_masks"):
+            return None
+        if not hasattr(self, "_lung_mask_reader"):
+            from readrace.ingest.masksets import mask_reader
+
+            self._lung_mask_reader = mask_reader(self.root, self.options["lung_masks"])
+        return self._lung_mask_reader(path)
 
     def units(self) -> dict[str, str]:
         """What the keys of the study table really identify, for the dataset's descriptor:
