@@ -35,6 +35,18 @@ RACE_DETECTION_MARKDOWN = "results/tables/race_detection.md"
 FILTER_AUC_FIGURE = "results/figures/filter_auc.png"
 FILTER_SAMPLES_FIGURE = "results/figures/filter_samples.png"
 
+# Clinical models: internal validation per label, subgroup audit, race probe.
+CLINICAL_TABLE = "results/tables/clinical.csv"
+SUBGROUP_AUDIT_TABLE = "results/tables/subgroup_audit.csv"
+SUBGROUP_GAPS_FIGURE = "results/figures/subgroup_gaps.png"
+RACE_PROBE_TABLE = "results/tables/race_probe.csv"
+RACE_PROBE_FIGURE = "results/figures/race_probe_pca.png"
+
+# Adversarial robustness by subgroup.
+ROBUSTNESS_TABLE = "results/tables/robustness.csv"
+ROBUSTNESS_MIN_EPS_TABLE = "results/tables/robustness_min_eps.csv"
+ROBUSTNESS_FIGURE = "results/figures/robustness_auc.png"
+
 CONFIG_RECORD = "results/config.yaml"
 
 

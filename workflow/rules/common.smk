@@ -4,7 +4,7 @@ import re
 from readrace import paths
 from readrace.config import execution_settings, shard_ids, validate_config
 from readrace.data.columns import load_schema
-from readrace.experiments import expand_experiments, experiment_targets, race_detection
+from readrace.experiments import clinical, expand_experiments, experiment_targets, race_detection, robustness
 from readrace.ingest.values import value_ranges
 
 validate_config(config, f"{workflow.basedir}/workflow/schemas/config.schema.yaml")
