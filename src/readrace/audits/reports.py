@@ -44,13 +44,13 @@ def plot_subgroup_gaps(audit: pd.DataFrame, out_path: str | os.PathLike) -> None
     figure, axes = plt.subplots(1, max(len(metrics), 1), figsize=(4.5 * max(len(metrics), 1), 5), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
         part = gaps[gaps["metric"] == metric]
-        attributes = sorted(part["attribute"].unique())
+        series = sorted(part.groupby(["model", "attribute"]).groups)
         labels = [f for f in FINDINGS if f in set(part["label"])]
-        for j, attribute in enumerate(attributes):
-            rows = part[part["attribute"] == attribute].set_index("label").reindex(labels)
-            y = np.arange(len(labels)) + (j - len(attributes) / 2) * 0.12
+        for j, (model, attribute) in enumerate(series):
+            rows = part[(part["model"] == model) & (part["attribute"] == attribute)].set_index("label").reindex(labels)
+            y = np.arange(len(labels)) + (j - len(series) / 2) * (0.8 / max(len(series), 1))
             ax.errorbar(rows["value"], y, xerr=[rows["value"] - rows["ci_low"], rows["ci_high"] - rows["value"]],
-                        fmt="o", ms=3, capsize=2, label=attribute)
+                        fmt="o", ms=3, capsize=2, label=f"{model.split('/')[1]}: {attribute}")
         ax.axvline(0, color="grey", lw=0.8)
         ax.set_yticks(np.arange(len(labels)), labels, fontsize=7)
         ax.set_title(f"{metric}: highest minus lowest group")

@@ -50,6 +50,9 @@ class AttackTarget(nn.Module):
         super().__init__()
         self.network = network
         self.output = output
+        # torchattacks puts the model back into the mode it found it in: a module left in
+        # training mode would score later batches with BatchNorm's batch statistics.
+        self.eval()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         logits = self.network(normalize(x)).float()
