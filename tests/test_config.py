@@ -119,7 +119,8 @@ def test_validation_does_not_import_torch():
     ])  # fmt: skip
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == ["186 True", "[]"]  # 186 models, ids checked, no torch
+    # 186 race models, and the 3 CXP DenseNet121 ones of the clinical audits; ids checked, no torch.
+    assert result.stdout.splitlines() == ["189 True", "[]"]
 
 
 def test_experiments_name_known_datasets_perturbations_and_trainable_splits(default_config):
@@ -140,7 +141,7 @@ def test_every_experiment_block_names_a_known_kind_and_is_checked_by_its_schema(
     del config["experiments"][0]["kind"]
     assert "experiments.0: 'kind' is a required property" in _error(config)
     config["experiments"][0]["kind"] = "race_detektion"
-    assert "experiments.0.kind: 'race_detektion' is not one of ['race_detection']" in _error(config)
+    assert "experiments.0.kind: 'race_detektion' is not one of ['race_detection', 'clinical', 'robustness']" in _error(config)
     config = copy.deepcopy(default_config)
     config["experiments"][1]["arch"] = ["resnet18"]
     assert "experiments.1.arch: unknown key" in _error(config)
