@@ -36,6 +36,17 @@ def gather(files: Iterable[str]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
+def gather_with_coordinates(files: Sequence[str], coordinates: Sequence[dict]) -> pd.DataFrame:
+    """Concatenate per-audit tables, each led by its coordinate's columns."""
+    frames = []
+    for path, key in zip(files, coordinates):
+        frame = pd.read_csv(path)
+        for position, (column, value) in enumerate(key.items()):
+            frame.insert(position, column, value)
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
 def plot_subgroup_gaps(audit: pd.DataFrame, out_path: str | os.PathLike) -> None:
     """The best-to-worst gap of each label's TPR, FPR and underdiagnosis per attribute, with
     its interval, one panel per metric (every model, labels in the registry's order)."""
