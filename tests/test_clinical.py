@@ -36,12 +36,12 @@ TINY = {
     "datasets": {
         "cxr-gap": {
             "adapter": "synthetic", "modality": "cxr", "split": SPLIT, "preprocess": {"size": 64},
-            "options": {"site": "A", "patients": 200, "seed": 21, "broken_files": False,
+            "options": {"site": "A", "patients": 160, "seed": 21, "broken_files": False,
                         "faint_findings": {"race": "Black", "visibility": 0.0}},
         },
         "cxr-plain": {
             "adapter": "synthetic", "modality": "cxr", "split": SPLIT, "preprocess": {"size": 64},
-            "options": {"site": "A", "patients": 200, "seed": 22, "broken_files": False, "signal": {"strength": 0.0}},
+            "options": {"site": "A", "patients": 160, "seed": 22, "broken_files": False, "signal": {"strength": 0.0}},
         },
     },
 }
@@ -52,7 +52,8 @@ MODEL = "clinical/{}/resnet18/none/seed0"
 def run(tmp_path_factory) -> Path:
     workdir = tmp_path_factory.mktemp("clinical")
     (workdir / "config.yaml").write_text(yaml.safe_dump(TINY))
-    result = run_snakemake(workdir, "--cores", "2")
+    # Four small models on 2 shared cores: give it longer than the default 15 minutes.
+    result = run_snakemake(workdir, "--cores", "2", timeout=3000)
     assert result.returncode == 0, result.stderr[-4000:]
     return workdir
 
