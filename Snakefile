@@ -23,6 +23,8 @@ include: "workflow/rules/race_detection.smk"
 include: "workflow/rules/segmentation.smk"
 include: "workflow/rules/localisation.smk"
 include: "workflow/rules/confounders.smk"
+include: "workflow/rules/clinical.smk"
+include: "workflow/rules/robustness.smk"
 include: "workflow/rules/report.smk"
 
 

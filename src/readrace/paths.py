@@ -67,6 +67,18 @@ CONFOUNDERS_TABLE = "results/tables/confounders.csv"
 CONFOUNDERS_MARKDOWN = "results/tables/confounders.md"
 CONFOUNDERS_FOREST_FIGURE = "results/figures/confounders_strata.png"
 
+# Clinical models: internal validation per label, subgroup audit, race probe.
+CLINICAL_TABLE = "results/tables/clinical.csv"
+SUBGROUP_AUDIT_TABLE = "results/tables/subgroup_audit.csv"
+SUBGROUP_GAPS_FIGURE = "results/figures/subgroup_gaps.png"
+RACE_PROBE_TABLE = "results/tables/race_probe.csv"
+RACE_PROBE_FIGURE = "results/figures/race_probe_pca.png"
+
+# Adversarial robustness by subgroup.
+ROBUSTNESS_TABLE = "results/tables/robustness.csv"
+ROBUSTNESS_MIN_EPS_TABLE = "results/tables/robustness_min_eps.csv"
+ROBUSTNESS_FIGURE = "results/figures/robustness_auc.png"
+
 CONFIG_RECORD = "results/config.yaml"
 
 

@@ -6,12 +6,14 @@ from readrace.config import execution_settings, shard_ids, validate_config
 from readrace.data.columns import load_schema
 from readrace.confounders.features import feature_set
 from readrace.experiments import (
+    clinical,
     confounders,
     expand_experiments,
     experiment_targets,
     localisation,
     model_of,
     race_detection,
+    robustness,
     segmentation,
     perturbation_at_test,
     weights_of,

@@ -25,7 +25,8 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-__all__ = ["roc_auc", "one_vs_rest_auc", "bootstrap_auc", "bootstrap_mean", "aggregate_by"]
+__all__ = ["roc_auc", "one_vs_rest_auc", "bootstrap_auc", "bootstrap_label_auc", "bootstrap_mean",
+           "PatientBootstrap", "resampled_auc", "resampled_mean", "aggregate_by"]
 
 # Resamples are processed in blocks of about this many (resample, image) weights, so that
 # memory stays at a few tens of MB whatever the number of images or resamples.
@@ -232,21 +233,10 @@ def bootstrap_auc(
     estimate = one_vs_rest_auc(y, probs, n_classes)
     present = [k for k in range(n_classes) if not np.isnan(estimate[k])]
     plans = {k: _rank_plan(y == k, probs[:, k], patient_code) for k in present}
-    # Patient multiplicities and cumulative weights are integers; float32 holds them exactly
-    # below 2**24 and halves the memory traffic of the gathers.
-    dtype = np.float32 if n_images < 2**24 else np.float64
     boot = np.full((n_boot, n_classes), np.nan)
-    rng = np.random.default_rng(seed)
-    block = max(1, _BLOCK_ELEMENTS // max(n_images, n_patients, 1))
-    for first in range(0, n_boot, block):
-        size = min(block, n_boot - first)
-        # Multiplicity of every patient in each resample: draw patient indices with
-        # replacement and count them, offsetting each resample so that one bincount does
-        # all (resample-major, so each bincount row stays in cache); then transpose so
-        # that counts[p, r] is patient p's multiplicity in resample r.
-        counts = _patient_multiplicities(rng, n_patients, size, dtype)
+    for where, counts in PatientBootstrap(patient_code, n_patients, n_boot, seed, n_images).blocks():
         for k in present:
-            boot[first : first + size, k] = _weighted_auc(plans[k], counts)
+            boot[where, k] = _weighted_auc(plans[k], counts)
 
     quantiles = ((1 - level) / 2, (1 + level) / 2)
     rows = []
@@ -278,13 +268,131 @@ def bootstrap_auc(
     return pd.DataFrame(rows, columns=columns)
 
 
-def _patient_multiplicities(rng: np.random.Generator, n_patients: int, size: int, dtype: type) -> np.ndarray:
-    """``counts[p, r]``: how often patient ``p`` is drawn in resample ``r`` of ``size``
-    resamples, each drawing ``n_patients`` patients with replacement."""
-    draws = rng.integers(0, n_patients, size=(size, n_patients), dtype=np.int32)
-    draws += (np.arange(size, dtype=np.int32) * n_patients)[:, None]
-    counts = np.bincount(draws.ravel(), minlength=size * n_patients)
-    return counts.reshape(size, n_patients).T.astype(dtype, order="C")
+class PatientBootstrap:
+    """The patient resamples of one bootstrap, in blocks: every statistic computed from the
+    same blocks sees the same resampled patients, so differences between groups, labels or
+    models get joint intervals.
+
+    ``codes``: the patient of each row as integers ``0..n_patients - 1``. A resample draws
+    ``n_patients`` patients with replacement; :meth:`blocks` yields ``(slice of resamples,
+    counts)`` with ``counts[p, r]`` patient ``p``'s multiplicity in resample ``r``.
+    """
+
+    def __init__(self, codes: np.ndarray, n_patients: int, n_boot: int, seed: int, n_rows: int) -> None:
+        self.codes = np.asarray(codes)
+        self.n_patients = n_patients
+        self.n_boot = n_boot
+        self.seed = seed
+        # Patient multiplicities and cumulative weights are integers; float32 holds them
+        # exactly below 2**24 and halves the memory traffic of the gathers.
+        self.dtype = np.float32 if n_rows < 2**24 else np.float64
+        self.block = max(1, _BLOCK_ELEMENTS // max(n_rows, n_patients, 1))
+
+    @classmethod
+    def of(cls, patient: np.ndarray, n_boot: int, seed: int) -> PatientBootstrap:
+        """A bootstrap over the distinct values of ``patient`` (one per row)."""
+        codes, values = pd.factorize(np.asarray(patient))
+        if (codes < 0).any():
+            raise ValueError(f"patient is missing for {int((codes < 0).sum())} rows")
+        return cls(codes, len(values), n_boot, seed, len(codes))
+
+    def blocks(self):
+        rng = np.random.default_rng(self.seed)
+        n = self.n_patients
+        for first in range(0, self.n_boot, self.block):
+            size = min(self.block, self.n_boot - first)
+            # Multiplicity of every patient in each resample: draw patient indices with
+            # replacement and count them, offsetting each resample so that one bincount
+            # does all (resample-major, so each bincount row stays in cache); then transpose
+            # so that counts[p, r] is patient p's multiplicity in resample r.
+            draws = rng.integers(0, n, size=(size, n), dtype=np.int32)
+            draws += (np.arange(size, dtype=np.int32) * n)[:, None]
+            counts = np.bincount(draws.ravel(), minlength=size * n)
+            yield slice(first, first + size), counts.reshape(size, n).T.astype(self.dtype, order="C")
+
+
+def resampled_auc(is_pos: np.ndarray, score: np.ndarray, owner: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """The AUC of rows (``is_pos``, ``score``) in each resample of a :class:`PatientBootstrap`
+    block; ``owner`` the rows' patient codes. NaN where a resample lost every positive or
+    every negative."""
+    _check_scores(np.asarray(score, dtype=np.float64), "score")
+    return _weighted_auc(_rank_plan(np.asarray(is_pos, dtype=bool), np.asarray(score, dtype=np.float64),
+                                    np.asarray(owner)), counts)
+
+
+def resampled_mean(values: np.ndarray, owner: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """The mean of ``values`` (one per row) in each resample: a rate when they are 0/1. NaN
+    where a resample holds none of the rows."""
+    weights = counts[np.asarray(owner)]
+    total = weights.sum(axis=0, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, (weights * np.asarray(values, dtype=np.float64)[:, None]).sum(axis=0) / total, np.nan)
+
+
+def percentile_interval(values: np.ndarray, level: float) -> tuple[float, float]:
+    """The percentile interval of bootstrap ``values`` at ``level`` (NaN ones left out)."""
+    return _interval(np.asarray(values, dtype=np.float64), ((1 - level) / 2, (1 + level) / 2))
+
+
+def bootstrap_label_auc(
+    truth: np.ndarray,
+    probs: np.ndarray,
+    patient: np.ndarray,
+    labels: Sequence[str],
+    n_boot: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> pd.DataFrame:
+    """Per-label AUCs of a multilabel task with intervals from one patient bootstrap.
+
+    Args:
+        truth: (n, L) 1.0 present, 0.0 absent, NaN left out of that label (ignored).
+        probs: (n, L) each label's probability.
+        patient: (n,) patient of each image; the resamples are shared by all labels, so the
+            ``macro`` row (the mean over the labels that have an AUC) is resampled jointly.
+
+    Returns:
+        The columns of :func:`bootstrap_auc`: a row per label (``n_images``,
+        ``n_patients``: its positives), then ``macro`` (all images and patients).
+    """
+    labels = list(labels)
+    truth = np.asarray(truth, dtype=np.float64)
+    probs = np.asarray(probs, dtype=np.float64)
+    if truth.shape != probs.shape or truth.ndim != 2 or truth.shape[1] != len(labels):
+        raise ValueError(f"expected truth and probs of shape (n, {len(labels)}), got {truth.shape} and {probs.shape}")
+    if not (np.isnan(truth) | np.isin(truth, (0.0, 1.0))).all():
+        raise ValueError("truth must hold 0, 1 or NaN")
+    _check_scores(probs, "probs")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be positive, got {n_boot}")
+    if len(truth) == 0:
+        raise ValueError("bootstrap_label_auc needs at least one prediction")
+    bootstrap = PatientBootstrap.of(patient, n_boot, seed)
+    codes = bootstrap.codes
+    estimate = np.full(len(labels), np.nan)
+    plans = {}
+    for k in range(len(labels)):
+        known = ~np.isnan(truth[:, k])
+        positive = truth[known, k] == 1
+        if 0 < positive.sum() < len(positive):
+            estimate[k] = roc_auc(positive, probs[known, k])
+            plans[k] = _rank_plan(positive, probs[known, k], codes[known])
+    boot = np.full((n_boot, len(labels)), np.nan)
+    for where, counts in bootstrap.blocks():
+        for k, plan in plans.items():
+            boot[where, k] = _weighted_auc(plan, counts)
+    rows = []
+    for k, name in enumerate(labels):
+        positive = truth[:, k] == 1
+        low, high = percentile_interval(boot[:, k], level)
+        rows.append({"class": name, "auc": estimate[k], "ci_low": low, "ci_high": high,
+                     "n_patients": int(np.unique(codes[positive]).size), "n_images": int(positive.sum())})
+    low, high = percentile_interval(_macro(boot), level)
+    rows.append({"class": "macro", "auc": float(_macro(estimate)), "ci_low": low, "ci_high": high,
+                 "n_patients": bootstrap.n_patients, "n_images": len(truth)})
+    return pd.DataFrame(rows, columns=["class", "auc", "ci_low", "ci_high", "n_patients", "n_images"])
 
 
 def bootstrap_mean(
@@ -308,19 +416,15 @@ def bootstrap_mean(
     values, patient = values[known], patient[known]
     if values.size == 0:
         return {"value": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"), "n_patients": 0, "n_images": 0}
-    code, uniques = pd.factorize(patient)
-    n_patients = len(uniques)
+    bootstrap = PatientBootstrap.of(patient, n_boot, seed)
+    code, n_patients = bootstrap.codes, bootstrap.n_patients
     # Per patient: sum of values and number of images; a resample's mean is a ratio of
     # multiplicity-weighted sums.
     sums = np.bincount(code, weights=values, minlength=n_patients)
     counts = np.bincount(code, minlength=n_patients).astype(np.float64)
-    rng = np.random.default_rng(seed)
-    block = max(1, _BLOCK_ELEMENTS // max(n_patients, 1))
     boot = np.empty(n_boot)
-    for first in range(0, n_boot, block):
-        size = min(block, n_boot - first)
-        weights = _patient_multiplicities(rng, n_patients, size, np.float64)
-        boot[first:first + size] = (sums @ weights) / (counts @ weights)
+    for where, weights in bootstrap.blocks():
+        boot[where] = (sums @ weights) / (counts @ weights)
     low, high = _interval(boot, ((1 - level) / 2, (1 + level) / 2))
     return {"value": float(values.mean()), "ci_low": low, "ci_high": high, "n_patients": n_patients,
             "n_images": int(values.size)}

@@ -2,7 +2,9 @@
 
 A predictions file (``results/predictions/{model}/{test}.parquet``) holds one row per test
 image scored by one model: the columns that identify the model (constant in the file), the
-image's pseudonymous ids, its label, and a probability per class of the task. Its row schema
+image's pseudonymous ids, its label (a multiclass task's class code ``label``; a multilabel
+task's ``true_{label}`` columns, 1, 0 or NaN where the label is ignored), and a probability
+per class of the task. Its row schema
 is ``workflow/schemas/predictions.schema.yaml``. The file's Parquet metadata, under the key
 ``readrace.predictions``, is a JSON object that says how to score it::
 
@@ -92,7 +94,18 @@ def validate(predictions: Predictions, schema: dict | str | Path, where: str = "
         problems.append(f"probability columns {scores} are not the task's {task.probability_columns}")
     if "image_id" in table and table["image_id"].duplicated().any():
         problems.append("image_id: an image is predicted twice")
-    if "label" in table and len(table) and not table["label"].between(0, task.n_outputs - 1).all():
+    if task.type == "multilabel":
+        # One truth column per label (1, 0, NaN: ignored) in place of the class code.
+        truth = [column for column in table.columns if str(column).startswith("true_")]
+        if truth != task.truth_columns:
+            problems.append(f"truth columns {truth} are not the task's {task.truth_columns}")
+        elif len(table):
+            values = table[truth].to_numpy(dtype=float)
+            if not (np.isnan(values) | np.isin(values, (0.0, 1.0))).all():
+                problems.append("true_{label} columns must hold 0, 1 or NaN")
+    elif "label" not in table:
+        problems.append("label: required column is missing")
+    elif len(table) and not table["label"].between(0, task.n_outputs - 1).all():
         problems.append(f"label: values outside 0..{task.n_outputs - 1}")
     if task.type == "multiclass" and scores == task.probability_columns and len(table):
         sums = table[scores].to_numpy(dtype=float).sum(axis=1)

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from readrace.evaluation.metrics import aggregate_by, bootstrap_auc
+from readrace.evaluation.metrics import aggregate_by, bootstrap_auc, bootstrap_label_auc
 from readrace.evaluation.predictions import Predictions
 
 SCORE_COLUMNS: tuple[str, ...] = (
@@ -41,6 +41,8 @@ def score_predictions(predictions: Predictions, n_boot: int, seed: int, confiden
     One row per (level, class), led by the predictions' key columns (``kind``, ``model``,
     ..., ``test_dataset``), then :data:`SCORE_COLUMNS`.
     """
+    if predictions.task.type == "multilabel":
+        return _score_multilabel(predictions, n_boot, seed, confidence)
     table, task = predictions.table, predictions.task
     prob_columns = task.probability_columns
     scored = []
@@ -64,6 +66,37 @@ def score_predictions(predictions: Predictions, n_boot: int, seed: int, confiden
             "n_images": per_class,
             "bootstrap_unit": predictions.bootstrap_unit,
             "n_bootstrap_units": result["n_patients"],
+        }))
+    out = pd.concat(scored, ignore_index=True)
+    for position, (column, value) in enumerate(predictions.key_values.items()):
+        out.insert(position, column, value)
+    return out
+
+
+def _score_multilabel(predictions: Predictions, n_boot: int, seed: int, confidence: float) -> pd.DataFrame:
+    """The same table for a multilabel task: one row per (level, label), ``n_units`` and
+    ``n_images`` counting the label's positives, then ``macro`` (the mean over labels, all
+    units). An aggregate level averages a unit's probabilities; the unit has a label when
+    any of its images has it."""
+    table, task = predictions.table, predictions.task
+    prob_columns, truth_columns = task.probability_columns, task.truth_columns
+    scored = []
+    for level in predictions.levels:
+        units = table.assign(n_images=1)
+        if level.by is not None:
+            units = units.groupby(level.by, sort=False).agg(
+                patient_id=("patient_id", "first"), n_images=("n_images", "sum"),
+                **{c: (c, "mean") for c in prob_columns}, **{c: (c, "max") for c in truth_columns},
+            ).reset_index()
+        truth = units[truth_columns].to_numpy(dtype=float)
+        result = bootstrap_label_auc(truth, units[prob_columns].to_numpy(), units["patient_id"].to_numpy(),
+                                     task.classes, n_boot=n_boot, seed=seed, level=confidence)
+        weights = units["n_images"].to_numpy()
+        per_label = [int(weights[truth[:, k] == 1].sum()) for k in range(task.n_outputs)] + [int(weights.sum())]
+        scored.append(pd.DataFrame({
+            "level": level.name, "class": result["class"], "auc": result["auc"], "ci_low": result["ci_low"],
+            "ci_high": result["ci_high"], "n_units": result["n_images"], "n_images": per_label,
+            "bootstrap_unit": predictions.bootstrap_unit, "n_bootstrap_units": result["n_patients"],
         }))
     out = pd.concat(scored, ignore_index=True)
     for position, (column, value) in enumerate(predictions.key_values.items()):

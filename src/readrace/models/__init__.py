@@ -131,3 +131,20 @@ def _replace_classifier(model: nn.Module, arch: str, n_classes: int) -> None:
         model.classifier[-1] = nn.Linear(model.classifier[-1].in_features, n_classes)
     else:  # pragma: no cover - guarded by ARCHITECTURES
         raise AssertionError(arch)
+
+
+def without_classifier(model: nn.Module, arch: str) -> nn.Module:
+    """A copy of ``model`` whose final linear layer is the identity: it returns the
+    penultimate features (the pooled backbone output) in place of logits."""
+    import copy
+
+    features = copy.deepcopy(model)
+    if arch.startswith("resnet"):
+        features.fc = nn.Identity()
+    elif arch.startswith("densenet"):
+        features.classifier = nn.Identity()
+    elif arch.startswith("efficientnet"):
+        features.classifier[-1] = nn.Identity()
+    else:
+        raise ValueError(f"unknown architecture {arch!r}; expected one of {', '.join(ARCHITECTURES)}")
+    return features

@@ -80,6 +80,12 @@ def smooth_noise(shape: tuple[int, int], rng: np.random.Generator, scale_px: flo
     return field / (field.std() + np.float32(1e-12))
 
 
+def _faded(scale: float, visibility: float) -> float:
+    """A finding's enlargement ``scale`` drawn at ``visibility``; exactly ``scale`` at 1, so
+    that the default images keep their bytes."""
+    return scale if visibility == 1.0 else 1.0 + (scale - 1.0) * visibility
+
+
 def _paint(image: np.ndarray, mask: np.ndarray, value: float | np.ndarray) -> np.ndarray:
     return image * (1.0 - mask) + value * mask
 
@@ -87,8 +93,11 @@ def _paint(image: np.ndarray, mask: np.ndarray, value: float | np.ndarray) -> np
 def chest_radiograph(shape: tuple[int, int], spacing_mm: float, *, bmi: float, sex: str,
                      findings: Collection[str], view: str, rng: np.random.Generator,
                      shift_mm: tuple[float, float] = (0.0, 0.0),
-                     magnification: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+                     magnification: float = 1.0, visibility: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """A frontal chest radiograph and its lung mask.
+
+    ``visibility`` scales the effect of every visible pathology (1: as drawn, 0: not drawn;
+    support devices are not pathology and stay); at 1 the image is what it always was.
 
     Visible findings: Cardiomegaly (larger heart), Enlarged Cardiomediastinum (wider
     mediastinum), Pleural Effusion (a blunted lung base), Lung Opacity (a soft blob), Edema
@@ -125,13 +134,13 @@ def chest_radiograph(shape: tuple[int, int], spacing_mm: float, *, bmi: float, s
         level = lung_cy + lung_ay * float(rng.uniform(0.55, 0.8))
         meniscus = level - 0.35 * np.clip(side * X - lung_cx + 10.0, 0.0, None)
         effusion = soft_step(Y - meniscus, 3.0) * soft_step(side * X, 3.0) * lungs
-        image = _paint(image, effusion, _SOFT - 0.04)
+        image = _paint(image, effusion * visibility, _SOFT - 0.04)
 
     # Mediastinum and heart (patient's left is the image right on a frontal view).
-    mediastinum_half = 26.0 * size * (1.4 if "Enlarged Cardiomediastinum" in findings else 1.0)
+    mediastinum_half = 26.0 * size * (_faded(1.4, visibility) if "Enlarged Cardiomediastinum" in findings else 1.0)
     mediastinum = soft_step(mediastinum_half - np.abs(X - 4.0), 3.0) * soft_step(Y + 150.0, 6.0)
     image = _paint(image, mediastinum, _HEART - 0.02)
-    heart_scale = size * (1.3 if "Cardiomegaly" in findings else 1.0) * (1.1 if ap else 1.0)
+    heart_scale = size * (_faded(1.3, visibility) if "Cardiomegaly" in findings else 1.0) * (1.1 if ap else 1.0)
     heart = soft_ellipse(X, Y, 22.0 * size, 55.0 * size, 58.0 * heart_scale, 46.0 * heart_scale,
                          3.0)
     image = _paint(image, heart, _HEART)
@@ -156,11 +165,11 @@ def chest_radiograph(shape: tuple[int, int], spacing_mm: float, *, bmi: float, s
         cx = side * lung_cx + float(rng.uniform(-20.0, 20.0))
         cy = lung_cy + float(rng.uniform(-60.0, 70.0))
         sigma = float(rng.uniform(18.0, 30.0))
-        image = image + 0.12 * np.exp(-((X - cx) ** 2 + (Y - cy) ** 2) / (2 * sigma**2)) * lungs
+        image = image + 0.12 * visibility * np.exp(-((X - cx) ** 2 + (Y - cy) ** 2) / (2 * sigma**2)) * lungs
     if "Edema" in findings:
         haze = sum(np.exp(-((X - side * 45.0) ** 2 + (Y - 10.0) ** 2) / (2 * 45.0**2))
                    for side in (-1.0, 1.0))
-        image = image + 0.07 * haze * lungs
+        image = image + 0.07 * visibility * haze * lungs
     if "Support Devices" in findings:
         top = (float(rng.uniform(-4, 4)), -260.0)
         tip = (float(rng.uniform(0, 12)), -40.0)

@@ -155,9 +155,11 @@ class _Writer:
     def cxr_image(self, patient: dict[str, Any], study: dict[str, Any], i: int, view: str,
                   findings: set[str], path_name: str, kind: str = "image") -> None:
         p, s = int(patient["index"]), int(study["study_index"])
+        faint = self.spec.faint_findings
+        visibility = float(faint[1]) if faint is not None and patient["race"] == faint[0] else 1.0
         image, mask = anatomy.chest_radiograph(
             self.profile.shape, self.profile.pixel_spacing_mm, bmi=patient["bmi"],
-            sex=patient["sex"], findings=findings, view=view,
+            sex=patient["sex"], findings=findings, view=view, visibility=visibility,
             rng=_rng(self.spec.seed, STREAM_ANATOMY, p, s, i),
             shift_mm=self.profile.shift_mm, magnification=self.profile.magnification)
         truth = self.plant(image, mask, self.signal_class(patient["race"]),

@@ -148,7 +148,8 @@ def _validate_bands(bands: Any) -> tuple[tuple[float, float], ...]:
     return tuple(out)
 
 
-_COHORT_KEYS = ("site", "patients", "seed", "broken_files", "write_truth", "signal", "bmi_by_race")
+_COHORT_KEYS = ("site", "patients", "seed", "broken_files", "write_truth", "signal", "bmi_by_race",
+                "faint_findings")
 _SIGNAL_KEYS = ("strength", "bands", "region", "seed")
 
 
@@ -171,6 +172,10 @@ class CohortSpec:
     #: Mean BMI per race (and ``sd``) replacing the default weak dependence, as sorted
     #: (key, value) pairs; None (default) keeps the default cohort's bytes.
     bmi_by_race: tuple[tuple[str, float], ...] | None = None
+    #: A planted subgroup gap: ``(race, visibility)`` draws the visible findings of that
+    #: race's radiographs at ``visibility`` (0..1) of their effect; None draws every image
+    #: as before (the default cohort's bytes do not change).
+    faint_findings: tuple[str, float] | None = None
 
     def __post_init__(self) -> None:
         if self.bmi_by_race is not None:
@@ -205,6 +210,12 @@ class CohortSpec:
             raise SpecError(
                 "signal", f"signal must be a SignalSpec, got {type(self.signal).__name__}"
             )
+        if self.faint_findings is not None:
+            race, visibility = self.faint_findings
+            if self.modality != "cxr":
+                raise SpecError("faint_findings", "faint_findings needs chest radiographs (the findings are drawn there)")
+            if race not in ("Asian", "Black", "White") or not 0 <= float(visibility) <= 1:
+                raise SpecError("faint_findings", f"faint_findings needs a race and a visibility in [0, 1], got {self.faint_findings!r}")
         for name in ("broken_files", "write_truth"):
             if not isinstance(getattr(self, name), bool):
                 raise SpecError(name, f"{name} must be true or false, got {getattr(self, name)!r}")
@@ -240,6 +251,9 @@ class CohortSpec:
         to_field = {"patients": "n_patients"}
         to_option = {v: k for k, v in to_field.items()}
         kwargs = {to_field.get(k, k): v for k, v in options.items() if k != "signal"}
+        faint = kwargs.get("faint_findings")
+        if isinstance(faint, Mapping):
+            kwargs["faint_findings"] = (faint.get("race"), float(faint.get("visibility", 0.2)))
         try:
             return cls(modality=modality, signal=signal, **kwargs)
         except SpecError as error:

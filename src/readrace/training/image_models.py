@@ -1,5 +1,5 @@
 """Image classifiers on a dataset's cache: the training and prediction jobs of every kind
-that trains torchvision networks (race detection today).
+that trains torchvision networks (race detection, the clinical finding models).
 
 :func:`train_image_model` trains one model for a task on the rows of a training and a
 validation subset, under a perturbation, resuming from its checkpoint after a kill and never
@@ -25,6 +25,7 @@ from readrace.training.checkpoint import CHECKPOINT_FILE, StaleCheckpointError, 
 from readrace.training.config import TrainConfig
 from readrace.training.engine import TrainResult, fit
 from readrace.training.inference import load_model, predict
+from readrace.training.parts import MulticlassObjective, MultilabelObjective, Objective, TrainingParts
 from readrace.transforms.perturbation_ids import needs_masks
 from readrace.transforms.sample import perturb_and_augment, perturbation_transform
 
@@ -63,8 +64,35 @@ def train_config(arch: str, task: Task, seed: int, training: dict[str, Any], exe
     )
 
 
+def task_objective(task: Task) -> Objective:
+    """The objective a task trains with: cross-entropy for one class per image, BCE for
+    labels (leaving ignored uncertain labels out of the loss)."""
+    if task.type == "multilabel":
+        return MultilabelObjective(ignore_missing=task.uncertain == "ignore")
+    return MulticlassObjective()
+
+
+def task_labels(task: Task, rows: pd.DataFrame) -> np.ndarray:
+    """The targets of ``rows`` as the task's objective takes them: class codes ``(N,)``, or
+    a label matrix ``(N, L)`` (NaN: ignored)."""
+    if task.type == "multilabel":
+        return rows[task.truth_columns].to_numpy(dtype=np.float64)
+    return rows["label"].to_numpy()
+
+
 def _subset_rows(task: Task, manifest: pd.DataFrame, subset: Subset, what: str, dataset: str) -> pd.DataFrame:
     rows = task.rows(subset.select(manifest))
+    if task.type == "multilabel":
+        targets = task_labels(task, rows)
+        both = [name for k, name in enumerate(task.classes)
+                if np.nansum(targets[:, k] == 1) and np.nansum(targets[:, k] == 0)]
+        if not both:
+            raise ValueError(
+                f"{dataset}: the {what} subset ({subset.to_dict()}) holds {len(rows)} images and no label of "
+                f"{', '.join(task.classes)} with both positives and negatives; raise its split fraction or the "
+                "number of patients"
+            )
+        return rows
     present = sorted(rows[task.target].unique())
     if len(present) < 2:
         # Model selection is on the validation AUC, which a single class leaves undefined;
@@ -111,9 +139,13 @@ def train_image_model(
     if resample is not None:
         train_rows = resample.resample(train_rows)
     val_rows = _subset_rows(task, manifest, validation, "validation", dataset)
-    labels = np.zeros(len(images), dtype=np.int64)  # rows outside both subsets are never read
+    # Rows outside both subsets are never read.
+    if task.type == "multilabel":
+        labels = np.zeros((len(images), task.n_outputs), dtype=np.float64)
+    else:
+        labels = np.zeros(len(images), dtype=np.int64)
     for rows in (train_rows, val_rows):
-        labels[rows["cache_index"].to_numpy()] = rows["label"].to_numpy()
+        labels[rows["cache_index"].to_numpy()] = task_labels(task, rows)
     identity = {
         "cache": cache_digest, "task": task.to_dict(), "perturbation": perturbation,
         "train": train.to_dict(), "validation": validation.to_dict(),
@@ -129,6 +161,10 @@ def train_image_model(
     config = train_config(arch, task, seed, training, execution)
     arguments = dict(data_fingerprint=data_fingerprint, train_transform=train_transform,
                      eval_transform=eval_transform, task=task.to_dict(), progress=progress)
+    if task.type != "multiclass":
+        # The multiclass default is left implicit so that the race models' part ids, and
+        # with them their fingerprints, stay as they were.
+        arguments["parts"] = TrainingParts(objective=task_objective(task))
     train_idx, val_idx = train_rows["cache_index"].to_numpy(), val_rows["cache_index"].to_numpy()
     log.info("training %s %s on %d images (validation %d), classes %s", dataset, arch,
              len(train_idx), len(val_idx), ", ".join(task.classes))
@@ -193,9 +229,15 @@ def predict_image_model(
     seed = meta["config"]["seed"]
     transform = perturbation_transform(applied, _masks_for(applied, masks, images, keys.get("test_dataset")))
     probs = predict(model, images, rows["cache_index"].to_numpy(), transform=transform,
-                    batch_size=execution["predict_batch_size"], device=execution["device"], seed=seed)
+                    batch_size=execution["predict_batch_size"], device=execution["device"], seed=seed,
+                    objective=task_objective(task))
     table = pd.DataFrame({**keys, "image_id": rows["image_id"].to_numpy(), "patient_id": rows["patient_id"].to_numpy(),
-                          "study_id": rows["study_id"].to_numpy(), "label": rows["label"].to_numpy()})
+                          "study_id": rows["study_id"].to_numpy()})
+    if task.type == "multilabel":
+        for column in task.truth_columns:
+            table[column] = rows[column].to_numpy(dtype=np.float64)
+    else:
+        table["label"] = rows["label"].to_numpy()
     for k, column in enumerate(task.probability_columns):
         table[column] = probs[:, k].astype(np.float64)
     levels = tuple(Level(name, level.by) for name, level in zip(level_names(task, units), task.levels))

@@ -86,9 +86,14 @@ def macro_auc(y_true: np.ndarray, probs: np.ndarray) -> float:
 
 
 def mean_label_auc(y_true: np.ndarray, probs: np.ndarray) -> float:
-    """Mean ROC AUC over the columns of a multilabel ``y_true`` ``(N, L)`` that hold both values."""
-    y_true = np.asarray(y_true)
-    return _mean_auc([(y_true[:, k] > 0.5, probs[:, k]) for k in range(probs.shape[1])])
+    """Mean ROC AUC over the columns of a multilabel ``y_true`` ``(N, L)`` that hold both
+    values; a NaN label (ignored) is left out of its column."""
+    y_true = np.asarray(y_true, dtype=np.float64)
+    columns = []
+    for k in range(probs.shape[1]):
+        known = ~np.isnan(y_true[:, k])
+        columns.append((y_true[known, k] > 0.5, probs[known, k]))
+    return _mean_auc(columns)
 
 
 def _mean_auc(columns: list[tuple[np.ndarray, np.ndarray]]) -> float:
@@ -128,21 +133,32 @@ class MulticlassObjective:
 class MultilabelObjective:
     """Any number of labels per image: BCE with logits, sigmoid, mean AUC over labels.
 
-    Labels are 0/1 ``(N, n_outputs)``.
+    Labels are 0/1 ``(N, n_outputs)``. With ``ignore_missing``, a NaN label (an uncertain
+    finding under the U-Ignore policy) is left out: of the loss (the mean is over the known
+    labels of the batch) and of that label's validation AUC.
     """
 
-    id = "multilabel"
+    def __init__(self, ignore_missing: bool = False) -> None:
+        self.ignore_missing = ignore_missing
+        # The plain objective keeps its old id, so its runs' fingerprints do not change.
+        self.id = "multilabel-ignore-missing" if ignore_missing else "multilabel"
 
     def targets(self, labels: np.ndarray, n_outputs: int, rows: np.ndarray) -> np.ndarray:
         labels = np.asarray(labels)
         if labels.ndim != 2 or labels.shape[1] != n_outputs:
             raise ValueError(f"multilabel labels must be (N, {n_outputs}), got shape {labels.shape}")
-        if not np.isin(labels[rows], (0, 1)).all():
-            raise ValueError("multilabel labels must be 0 or 1")
+        checked = labels[rows].astype(np.float64)
+        allowed = np.isin(checked, (0, 1)) | (np.isnan(checked) if self.ignore_missing else False)
+        if not allowed.all():
+            raise ValueError("multilabel labels must be 0 or 1" + (" or NaN (ignored)" if self.ignore_missing else ""))
         return labels.astype(np.float32)
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return F.binary_cross_entropy_with_logits(logits, targets)
+        if not self.ignore_missing:
+            return F.binary_cross_entropy_with_logits(logits, targets)
+        known = ~torch.isnan(targets)
+        losses = F.binary_cross_entropy_with_logits(logits, torch.nan_to_num(targets), reduction="none")
+        return (losses * known).sum() / known.sum().clamp(min=1)
 
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(logits)

@@ -1,0 +1,1 @@
+"""Audits of trained models: subgroup performance, race in their features, robustness."""
