@@ -20,6 +20,7 @@ include: "workflow/rules/ingest.smk"
 include: "workflow/rules/evaluate.smk"
 # One rule file per experiment kind (readrace.experiments.KINDS).
 include: "workflow/rules/race_detection.smk"
+include: "workflow/rules/membership.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -35,6 +35,13 @@ RACE_DETECTION_MARKDOWN = "results/tables/race_detection.md"
 FILTER_AUC_FIGURE = "results/figures/filter_auc.png"
 FILTER_SAMPLES_FIGURE = "results/figures/filter_samples.png"
 
+# Membership privacy audit (per audit: results/membership/{train}/{arch}/{privacy}/n{N}/seed{S}/).
+MEMBERSHIP_TABLE = "results/tables/membership.csv"
+MEMBERSHIP_SUMMARY = "results/tables/membership_summary.md"
+MEMBERSHIP_SURVIVAL_FIGURE = "results/figures/membership_survival.png"
+MEMBERSHIP_DISPARITY_FIGURE = "results/figures/membership_disparity.png"
+MEMBERSHIP_DP_FIGURE = "results/figures/membership_dp.png"
+
 CONFIG_RECORD = "results/config.yaml"
 
 

@@ -110,9 +110,9 @@ def evaluation_datasets(config: dict[str, Any], train: str) -> list[str]:
 
 def _registry() -> dict[str, ExperimentKind]:
     # The kinds' modules import the helpers above, so the registry is filled last.
-    from readrace.experiments import race_detection
+    from readrace.experiments import membership, race_detection
 
-    return {kind.name: kind for kind in (race_detection.KIND,)}
+    return {kind.name: kind for kind in (race_detection.KIND, membership.KIND)}
 
 
 #: The experiment kinds, by name.

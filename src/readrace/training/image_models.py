@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -24,6 +24,7 @@ from readrace.tasks import Level, Task, level_names
 from readrace.training.checkpoint import CHECKPOINT_FILE, StaleCheckpointError, json_digest
 from readrace.training.config import TrainConfig
 from readrace.training.engine import TrainResult, fit
+from readrace.training.parts import TrainingParts
 from readrace.training.inference import load_model, predict
 from readrace.transforms.sample import perturb_and_augment, perturbation_transform
 
@@ -83,12 +84,16 @@ def train_image_model(
     train: Subset = TRAIN,
     validation: Subset = VALIDATION,
     progress: bool = True,
+    parts: TrainingParts | None = None,
+    select: Literal["best", "last"] = "best",
 ) -> TrainResult:
     """Train one model; a checkpoint of the same run resumes, a stale one is replaced.
 
     ``cache_digest`` identifies the cache's content (the dataset descriptor's digest): with
     the task, the subsets and the perturbation it is the model's data fingerprint, so a model
-    is reused only when everything that determines it is unchanged.
+    is reused only when everything that determines it is unchanged. ``parts`` replaces the
+    engine's default parts (a DP-SGD sampler and privacy hook, say) and ``select`` is
+    :func:`readrace.training.engine.fit`'s (``"last"``: fixed epochs, no model selection).
     """
     train_rows = _subset_rows(task, manifest, train, "training", dataset)
     val_rows = _subset_rows(task, manifest, validation, "validation", dataset)
@@ -102,7 +107,8 @@ def train_image_model(
     train_transform, eval_transform = perturb_and_augment(perturbation, augment=training["augment"])
     config = train_config(arch, task, seed, training, execution)
     arguments = dict(data_fingerprint=data_fingerprint, train_transform=train_transform,
-                     eval_transform=eval_transform, task=task.to_dict(), progress=progress)
+                     eval_transform=eval_transform, task=task.to_dict(), progress=progress,
+                     parts=parts, select=select)
     train_idx, val_idx = train_rows["cache_index"].to_numpy(), val_rows["cache_index"].to_numpy()
     log.info("training %s %s on %d images (validation %d), classes %s", dataset, arch,
              len(train_idx), len(val_idx), ", ".join(task.classes))
