@@ -35,4 +35,7 @@ def test_paper_matrix_dry_runs_without_any_data():
     assert int(stats["ingest_shard"]) == 200 + 100 + 100 + 200 + 50 + 100 + 1 + 50 + 5
     assert int(stats["train_model"]) == 186
     assert int(stats["predict"]) == int(stats["score"]) > int(stats["train_model"])
+    # Membership: 3 datasets x (3 archs + 5 DP points of resnet18) x 64 shadow models.
+    assert int(stats["membership_train"]) == 3 * (3 + 5) * 64
+    assert int(stats["membership_scores"]) == int(stats["membership_audit"]) == 3 * (3 + 5)
     assert "synthesize_cohort" not in stats  # the embedded default is not merged in

@@ -106,11 +106,17 @@ def check_balanced(member: np.ndarray) -> None:
 # Per-record risk
 
 
-def binormal_auc(inside: np.ndarray, outside: np.ndarray) -> np.ndarray:
-    """``Phi((mu_in - mu_out) / sqrt(s_in^2 + s_out^2))`` row by row (``(R, k)`` arrays)."""
+def separation(inside: np.ndarray, outside: np.ndarray) -> np.ndarray:
+    """``(mu_in - mu_out) / sqrt(s_in^2 + s_out^2)`` row by row (``(R, k)`` arrays): the
+    binormal AUC's argument, which ranks records where the AUC itself saturates at 1."""
     sd_in = np.maximum(inside.std(axis=1, ddof=1), MIN_SD)
     sd_out = np.maximum(outside.std(axis=1, ddof=1), MIN_SD)
-    return stats.norm.cdf((inside.mean(axis=1) - outside.mean(axis=1)) / np.hypot(sd_in, sd_out))
+    return (inside.mean(axis=1) - outside.mean(axis=1)) / np.hypot(sd_in, sd_out)
+
+
+def binormal_auc(inside: np.ndarray, outside: np.ndarray) -> np.ndarray:
+    """``Phi((mu_in - mu_out) / sqrt(s_in^2 + s_out^2))`` row by row (``(R, k)`` arrays)."""
+    return stats.norm.cdf(separation(inside, outside))
 
 
 def empirical_auc(inside: np.ndarray, outside: np.ndarray) -> np.ndarray:
@@ -131,6 +137,7 @@ def record_aucs(margin: np.ndarray, member: np.ndarray) -> pd.DataFrame:
     ordered = np.take_along_axis(margin, order, axis=1)
     inside, outside = ordered[:, :k], ordered[:, k:]
     return pd.DataFrame({"auc_binormal": binormal_auc(inside, outside), "auc_empirical": empirical_auc(inside, outside),
+                         "separation": separation(inside, outside),
                          "margin_in": inside.mean(axis=1), "margin_out": outside.mean(axis=1)})
 
 
@@ -142,8 +149,10 @@ def random_membership(n_records: int, n_models: int, seed: int) -> np.ndarray:
 
 
 def patient_risk(records: pd.DataFrame, column: str = "auc_binormal") -> pd.DataFrame:
-    """A patient's risk: the maximum of ``column`` over its records (and which record)."""
-    top = records.sort_values([column, "image_id"], ascending=[False, True]).drop_duplicates("patient_id")
+    """A patient's risk: the maximum of ``column`` over its records (and which record);
+    patients rank by it, then by the separation (where the binormal AUC saturates)."""
+    keys = [column, "separation"] if column == "auc_binormal" else [column]
+    top = records.sort_values([*keys, "image_id"], ascending=[*[False] * len(keys), True]).drop_duplicates("patient_id")
     return top.rename(columns={"image_id": "most_exposed_image"}).reset_index(drop=True)
 
 
@@ -264,7 +273,8 @@ def age_band(age: pd.Series, edges: list[int]) -> pd.Series:
 def exposed(patients: pd.DataFrame, top_fraction: float, column: str = "auc_binormal") -> pd.Series:
     """The ``top_fraction`` most exposed patients (at least one; ties broken by id)."""
     n_top = max(1, int(round(top_fraction * len(patients))))
-    order = patients.sort_values([column, "patient_id"], ascending=[False, True]).index[:n_top]
+    keys = [column, "separation"] if column == "auc_binormal" and "separation" in patients else [column]
+    order = patients.sort_values([*keys, "patient_id"], ascending=[*[False] * len(keys), True]).index[:n_top]
     return patients.index.isin(order)
 
 
@@ -312,6 +322,7 @@ def audit(scores: pd.DataFrame, manifest: pd.DataFrame, images: np.ndarray, *, t
     control = record_aucs(pool["margin"], control_member)
     records["control_auc_binormal"] = control["auc_binormal"].to_numpy()
     records["control_auc_empirical"] = control["auc_empirical"].to_numpy()
+    records["control_separation"] = control["separation"].to_numpy()
     info = manifest.set_index("image_id")
     for column in ("race", "sex", "age", "view", "split", "cache_index"):
         if column in info:

@@ -98,7 +98,7 @@ def render_summary(tables: dict[str, pd.DataFrame], n_exposed: int) -> str:
                                                       "g2_p", "dof"] if c in tables["tests"]]), "\n",
               _markdown(tables["disparity"], ["audit", "attribute", "group", "patients", "observed", "expected",
                                               "pearson_residual"])]
-    top = tables["records"].sort_values("auc_binormal", ascending=False).groupby("audit", sort=False).head(n_exposed)
+    top = tables["records"].sort_values(["auc_binormal", "separation"], ascending=False).groupby("audit", sort=False).head(n_exposed)
     parts += ["\n## Most exposed records (pseudonymous ids)\n",
               _markdown(top, [c for c in ["audit", "image_id", "patient_id", "race", "sex", "age", "label", "auc_binormal",
                                           "auc_empirical", "margin_in", "margin_out", "image_mean", "image_sd"] if c in top])]

@@ -159,12 +159,18 @@ def check(number: int, block: dict[str, Any], config: dict[str, Any]) -> list[st
                             "'test' out of pool")
     if len(set(block["views"])) != len(block["views"]):
         problems.append(f"{where}.views: a view is named twice")
-    mine = {audit.path for audit in block_audits(block)}
+    mine = {audit.path: audit for audit in block_audits(block)}
+    dp_settings = {k: v for k, v in block["dp"].items() if k != "epsilons"}
     for other_number, other in enumerate(config.get("experiments", [])[:number]):
-        if other["kind"] == NAME and mine & {a.path for a in block_audits(other)}:
-            if any(other[k] != block[k] for k in (*AUDIT_KEYS, "dp")):
-                problems.append(f"{where}: an audit of experiments.{other_number} with other settings "
-                                "(two blocks must not name one audit differently)")
+        if other["kind"] != NAME:
+            continue
+        shared = [mine[a.path] for a in block_audits(other) if a.path in mine]
+        differ = any(other[k] != block[k] for k in AUDIT_KEYS)
+        if any(a.epsilon is not None for a in shared):
+            differ |= {k: v for k, v in other["dp"].items() if k != "epsilons"} != dp_settings
+        if shared and differ:
+            problems.append(f"{where}: audits of experiments.{other_number} with other settings "
+                            f"({', '.join(a.path for a in shared[:3])}): two blocks must not name one audit differently")
     return problems
 
 

@@ -138,11 +138,12 @@ def _replace_classifier(model: nn.Module, arch: str, n_classes: int) -> None:
 
 
 class SmallCNN(nn.Module):
-    """A small convolutional classifier (about 100 k parameters at the default widths).
+    """A small convolutional classifier (about 24 k parameters at the default widths).
 
-    Three conv-BatchNorm-ReLU stages with max pooling, global average pooling and a linear
-    layer: the low-capacity end of the membership audit's model-size comparison, and a
-    network that trains in seconds on a CPU. BatchNorm like the torchvision models, so that
+    Three stride-2 conv-BatchNorm-ReLU stages, global average pooling and a linear layer:
+    the low-capacity end of the membership audit's model-size comparison, and a network
+    that trains in seconds on a CPU (strided convolutions rather than pooling: a quarter of
+    the work of the first layer at 64 px). BatchNorm like the torchvision models, so that
     DP-SGD replaces it in the same way (opacus' ModuleValidator.fix).
     """
 
@@ -151,8 +152,8 @@ class SmallCNN(nn.Module):
         layers: list[nn.Module] = []
         channels = 1
         for width in widths:
-            layers += [nn.Conv2d(channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width),
-                       nn.ReLU(), nn.MaxPool2d(2)]
+            layers += [nn.Conv2d(channels, width, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(width),
+                       nn.ReLU()]
             channels = width
         self.features = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d(1)
