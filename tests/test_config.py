@@ -140,7 +140,7 @@ def test_every_experiment_block_names_a_known_kind_and_is_checked_by_its_schema(
     del config["experiments"][0]["kind"]
     assert "experiments.0: 'kind' is a required property" in _error(config)
     config["experiments"][0]["kind"] = "race_detektion"
-    assert "experiments.0.kind: 'race_detektion' is not one of ['race_detection']" in _error(config)
+    assert "experiments.0.kind: 'race_detektion' is not one of ['race_detection', 'membership']" in _error(config)
     config = copy.deepcopy(default_config)
     config["experiments"][1]["arch"] = ["resnet18"]
     assert "experiments.1.arch: unknown key" in _error(config)

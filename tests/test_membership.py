@@ -179,3 +179,28 @@ def test_atypical_option_is_off_by_default_and_flips_labels(tmp_path):
     assert (patients.loc[atypical["PatientID"], "race"].to_numpy() == atypical["race"].to_numpy()).all()
     with pytest.raises(ValueError, match="atypical.artefact"):
         CohortSpec.from_options("cxr", {"atypical": {"artefact": 2}})
+
+
+def test_config_checks_name_the_key(default_config):
+    import copy
+
+    from conftest import CONFIG_SCHEMA
+    from readrace.config import ConfigError, validate_config
+
+    def error(config):
+        with pytest.raises(ConfigError) as caught:
+            validate_config(config, CONFIG_SCHEMA)
+        return str(caught.value)
+
+    config = copy.deepcopy(default_config)
+    config["experiments"] = [{"kind": "membership", "datasets": ["synth-cxr-z"]}]
+    assert "experiments.0.datasets: 'synth-cxr-z' is not a dataset of this config" in error(config)
+    config["experiments"] = [{"kind": "membership", "datasets": ["synth-cxr-a"], "pool": ["train", "test"]}]
+    assert "needs a test split outside the pool" in error(config)
+    config["experiments"] = [{"kind": "membership", "datasets": ["synth-cxr-a"], "n_models": 3}]
+    assert "n_models" in error(config)
+    config["experiments"] = [{"kind": "membership", "datasets": ["synth-cxr-a"], "views": ["rotate-5"]}]
+    assert "views" in error(config)
+    config["experiments"] = [{"kind": "membership", "datasets": ["synth-cxr-a"]},
+                             {"kind": "membership", "datasets": ["synth-cxr-a"], "views": ["identity"]}]
+    assert "two blocks must not name one audit differently" in error(config)
