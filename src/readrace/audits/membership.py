@@ -160,9 +160,9 @@ def patient_risk(records: pd.DataFrame, column: str = "auc_binormal") -> pd.Data
 # Aggregate attacks
 
 
-def balanced_shadows(member: np.ndarray, target: int) -> np.ndarray:
+def balanced_shadows(member: np.ndarray, target: int, seed: int = 0) -> np.ndarray:
     """Which models serve as shadows of each record when ``target`` is attacked: every other
-    model, less the first one of the record's larger side, so that every record has N/2 - 1
+    model, less one of the record's larger side, so that every record has N/2 - 1
     IN and N/2 - 1 OUT shadows. In a balanced design the sides of the remaining models
     otherwise reveal the target's label (one side is a model short exactly when the target
     is on it), and any statistic that depends on the counts leaks it (``(R, N)`` mask)."""
@@ -170,8 +170,12 @@ def balanced_shadows(member: np.ndarray, target: int) -> np.ndarray:
     use[:, target] = False
     larger = ~member[:, [target]]  # the target's side is the smaller one among the others
     candidates = use & (member == larger)
-    first = np.argmax(candidates, axis=1)
-    use[np.arange(len(member)), first] = False
+    # Which one is dropped is drawn at random (seeded by the target): a fixed choice (the
+    # first, say) ties the kept shadows to model indices, and models differ in their overall
+    # margins, which biases the attack one way under the control.
+    keys = np.random.default_rng([seed, target]).random(member.shape)
+    drop = np.argmax(np.where(candidates, keys, -1.0), axis=1)
+    use[np.arange(len(member)), drop] = False
     return use
 
 
@@ -180,14 +184,22 @@ def _side_stats(margin: np.ndarray, member: np.ndarray, use: np.ndarray) -> dict
     about them: a global within-record SD per view and side (pooled, one degree of freedom
     per record spent on its mean), widened to ``sd * sqrt(1 + 1/k)`` for a mean of k
     shadows (the Gaussian predictive spread)."""
-    out: dict[str, np.ndarray] = {}
-    for side, mask in (("in", member & use), ("out", ~member & use)):
+    def pooled(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
         mask3 = mask[:, :, None]
         count = mask.sum(axis=1)[:, None]
         mean = np.where(count > 0, (margin * mask3).sum(axis=1) / np.maximum(count, 1), np.nan)
         squares = np.where(mask3, (margin - np.nan_to_num(mean)[:, None, :]) ** 2, 0.0).sum(axis=(0, 1))
-        dof = max(int((count - 1).clip(min=0).sum()), 1)
-        sd = np.maximum(np.sqrt(squares / dof), MIN_SD)
+        dof = int((count - 1).clip(min=0).sum())
+        return mean, np.sqrt(squares / max(dof, 1)), dof
+
+    # With one shadow a side (N = 4) no within-side spread exists: the spread of all the
+    # record's shadows about their mean stands in (wider, as it holds the IN/OUT effect).
+    _, spread, _ = pooled(use)
+    out: dict[str, np.ndarray] = {}
+    for side, mask in (("in", member & use), ("out", ~member & use)):
+        mean, sd, dof = pooled(mask)
+        sd = np.maximum(sd if dof > 0 else spread, MIN_SD)
+        count = mask.sum(axis=1)[:, None]
         out[f"mu_{side}"] = mean
         out[f"sd_{side}"] = sd[None, :] * np.sqrt(1 + 1 / np.maximum(count, 1))
     return out
