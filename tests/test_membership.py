@@ -204,3 +204,26 @@ def test_config_checks_name_the_key(default_config):
     config["experiments"] = [{"kind": "membership", "datasets": ["synth-cxr-a"]},
                              {"kind": "membership", "datasets": ["synth-cxr-a"], "views": ["identity"]}]
     assert "two blocks must not name one audit differently" in error(config)
+
+
+def test_fixed_epochs_keep_the_last_weights_and_dp_models_reload_with_group_norm(tmp_path):
+    from readrace.models import build_group_norm_model
+    from readrace.training.config import TrainConfig
+    from readrace.training.engine import fit
+    from readrace.training.inference import load_model
+    from readrace.training.parts import TrainingParts
+
+    rng = np.random.default_rng(0)
+    images = rng.random((24, 16, 16)).astype(np.float16)
+    labels = np.arange(24) % 3
+    config = TrainConfig(arch="small_cnn", n_classes=3, epochs=3, batch_size=8, patience=3, device="cpu")
+    result = fit(images, labels, np.arange(16), np.arange(16, 24), config, tmp_path / "last",
+                 data_fingerprint="test", select="last", progress=False)
+    assert result.best_epoch == 3 and result.epochs_completed == 3
+    parts = TrainingParts(model=build_group_norm_model)
+    fit(images, labels, np.arange(16), np.arange(16, 24), config, tmp_path / "gn", data_fingerprint="test",
+        parts=parts, progress=False)
+    model, meta = load_model(tmp_path / "gn" / "model.pt")
+    assert meta["parts"]["model"] == "readrace.models.build_group_norm_model"
+    assert any(isinstance(module, torch.nn.GroupNorm) for module in model.modules())
+    assert not any(isinstance(module, torch.nn.BatchNorm2d) for module in model.modules())
