@@ -25,6 +25,7 @@ include: "workflow/rules/localisation.smk"
 include: "workflow/rules/confounders.smk"
 include: "workflow/rules/clinical.smk"
 include: "workflow/rules/robustness.smk"
+include: "workflow/rules/membership.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -41,4 +41,7 @@ def test_paper_matrix_dry_runs_without_any_data():
     # the clinical models' race probes, which write their own predictions.
     assert int(stats["score"]) >= int(stats["predict"]) + int(stats["tabular_model"])
     assert int(stats["predict"]) > int(stats["train_model"])
+    # Membership: 3 datasets x (3 archs + 5 DP points of resnet18) x 64 shadow models.
+    assert int(stats["membership_train"]) == 3 * (3 + 5) * 64
+    assert int(stats["membership_scores"]) == int(stats["membership_audit"]) == 3 * (3 + 5)
     assert "synthesize_cohort" not in stats  # the embedded default is not merged in

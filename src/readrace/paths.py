@@ -79,6 +79,13 @@ ROBUSTNESS_TABLE = "results/tables/robustness.csv"
 ROBUSTNESS_MIN_EPS_TABLE = "results/tables/robustness_min_eps.csv"
 ROBUSTNESS_FIGURE = "results/figures/robustness_auc.png"
 
+# Membership privacy audit (per audit: results/membership/{train}/{arch}/{privacy}/n{N}/seed{S}/).
+MEMBERSHIP_TABLE = "results/tables/membership.csv"
+MEMBERSHIP_SUMMARY = "results/tables/membership_summary.md"
+MEMBERSHIP_SURVIVAL_FIGURE = "results/figures/membership_survival.png"
+MEMBERSHIP_DISPARITY_FIGURE = "results/figures/membership_disparity.png"
+MEMBERSHIP_DP_FIGURE = "results/figures/membership_dp.png"
+
 CONFIG_RECORD = "results/config.yaml"
 
 

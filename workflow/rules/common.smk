@@ -11,6 +11,7 @@ from readrace.experiments import (
     expand_experiments,
     experiment_targets,
     localisation,
+    membership,
     model_of,
     race_detection,
     robustness,
@@ -206,3 +207,48 @@ def all_targets():
             paths.dataset_file(paths.DESCRIPTOR, name),
         ]
     return targets + experiment_targets(config, MODELS)
+
+
+MEMBERSHIP_MODELS = MODELS[membership.NAME]
+MEMBERSHIP_AUDITS = membership.audit_settings(config)
+MEMBERSHIP_AUDIT = membership.MembershipAudit.PATH
+MEMBERSHIP_MODEL_DIR = paths.model_dir(membership.MembershipModel.PATH)
+
+
+def membership_settings(wildcards):
+    """The block settings of the audit a job belongs to."""
+    audit = membership.MembershipAudit(wildcards.train, wildcards.arch, wildcards.privacy,
+                                       int(wildcards.n_models), int(wildcards.seed))
+    return MEMBERSHIP_AUDITS[audit.path]
+
+
+def membership_training(wildcards):
+    return membership_settings(wildcards)["training"]
+
+
+def membership_dp(wildcards):
+    return membership_settings(wildcards)["dp"]
+
+
+def membership_pool(wildcards):
+    return membership_settings(wildcards)["pool"]
+
+
+def membership_views(wildcards):
+    return membership_settings(wildcards)["views"]
+
+
+def membership_attack_settings(wildcards):
+    settings = membership_settings(wildcards)
+    return {k: settings[k] for k in ("top_fraction", "exposed_auc", "age_bands", "control_seed")}
+
+
+def membership_task(wildcards):
+    return membership.task(config, wildcards.train).to_dict()
+
+
+def membership_shadow_models(wildcards):
+    """The model.pt of every shadow model of the audit, in shadow order."""
+    audit = membership.MembershipAudit(wildcards.train, wildcards.arch, wildcards.privacy,
+                                       int(wildcards.n_models), int(wildcards.seed))
+    return [paths.model_file(model.path) for model in audit.shadows()]

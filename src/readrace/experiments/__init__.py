@@ -122,10 +122,11 @@ def evaluation_datasets(config: dict[str, Any], train: str) -> list[str]:
 
 def _registry() -> dict[str, ExperimentKind]:
     # The kinds' modules import the helpers above, so the registry is filled last.
-    from readrace.experiments import clinical, confounders, localisation, race_detection, robustness, segmentation
+    from readrace.experiments import (clinical, confounders, localisation, membership, race_detection, robustness,
+                                      segmentation)
 
     return {kind.name: kind for kind in (race_detection.KIND, segmentation.KIND, localisation.KIND, confounders.KIND,
-                                         clinical.KIND, robustness.KIND)}
+                                         clinical.KIND, robustness.KIND, membership.KIND)}
 
 
 #: The experiment kinds, by name.

@@ -25,11 +25,15 @@ ARCHITECTURES: tuple[str, ...] = (
     "resnet50",
     "densenet121",
     "efficientnet_b0",
+    "small_cnn",
 )
 
 #: Segmentation networks (readrace.segmentation.unet builds them, with their channels: a
 #: TrainingParts model builder, not :func:`build_model`).
 SEGMENTATION_ARCHITECTURES: tuple[str, ...] = ("unet",)
+
+#: Architectures built here rather than by torchvision (no ImageNet weights exist for them).
+LOCAL_ARCHITECTURES: tuple[str, ...] = ("small_cnn",)
 
 #: Values accepted for ``pretrained``.
 PRETRAINED: tuple[str, ...] = ("imagenet",)
@@ -62,6 +66,10 @@ def build_model(arch: str, n_classes: int, pretrained: str | None = None) -> nn.
         raise ValueError(f"unknown pretrained weights {pretrained!r}; expected None or 'imagenet'")
     if n_classes < 2:
         raise ValueError(f"n_classes must be at least 2, got {n_classes}")
+    if arch in LOCAL_ARCHITECTURES:
+        if pretrained is not None:
+            raise ValueError(f"{arch} has no pretrained weights; train it with pretrained=None")
+        return SmallCNN(n_classes)
 
     weights = torchvision.models.get_model_weights(arch).DEFAULT if pretrained else None
     try:
@@ -148,3 +156,51 @@ def without_classifier(model: nn.Module, arch: str) -> nn.Module:
     else:
         raise ValueError(f"unknown architecture {arch!r}; expected one of {', '.join(ARCHITECTURES)}")
     return features
+
+
+class SmallCNN(nn.Module):
+    """A small convolutional classifier (about 24 k parameters at the default widths).
+
+    Three stride-2 conv-BatchNorm-ReLU stages, global average pooling and a linear layer:
+    the low-capacity end of the membership audit's model-size comparison, and a network
+    that trains in seconds on a CPU (strided convolutions rather than pooling: a quarter of
+    the work of the first layer at 64 px). BatchNorm like the torchvision models, so that
+    DP-SGD replaces it in the same way (opacus' ModuleValidator.fix).
+    """
+
+    def __init__(self, n_classes: int, widths: tuple[int, ...] = (16, 32, 64)) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        channels = 1
+        for width in widths:
+            layers += [nn.Conv2d(channels, width, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(width),
+                       nn.ReLU()]
+            channels = width
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(channels, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(self.pool(self.features(x)), 1))
+
+
+def build_group_norm_model(arch: str, n_classes: int, pretrained: str | None = None) -> nn.Module:
+    """:func:`build_model` with every BatchNorm replaced as opacus requires for DP-SGD
+    (``opacus.validators.ModuleValidator.fix``: GroupNorm with min(32, C) groups), whose
+    per-sample gradients do not mix the samples of a batch."""
+    from opacus.validators import ModuleValidator  # only DP-SGD runs need opacus
+
+    model = ModuleValidator.fix(build_model(arch, n_classes, pretrained))
+    errors = ModuleValidator.validate(model, strict=False)
+    if errors:
+        raise ValueError(f"{arch} cannot be trained with DP-SGD after replacing BatchNorm: {errors[0]}")
+    return model
+
+
+def model_builder(builder_id: str):
+    """The model builder a model.pt names (its ``parts["model"]``), so that a model trained
+    with GroupNorm for DP-SGD is rebuilt with GroupNorm."""
+    builders = {f"{f.__module__}.{f.__qualname__}": f for f in (build_model, build_group_norm_model)}
+    if builder_id not in builders:
+        raise ValueError(f"unknown model builder {builder_id!r}; known: {', '.join(builders)}")
+    return builders[builder_id]

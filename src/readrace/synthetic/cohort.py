@@ -61,6 +61,7 @@ STREAM_LAYOUT = 2
 STREAM_ANATOMY = 3
 STREAM_JITTER = 4
 STREAM_BROKEN = 5
+STREAM_ATYPICAL = 6
 
 _MAMMO_VIEWS = (("R", "CC"), ("L", "CC"), ("R", "MLO"), ("L", "MLO"))
 _BROKEN_SERIES = 91  # series/instance numbers of the broken objects
@@ -95,6 +96,20 @@ class _Writer:
             image = image + amplitude * weight * self.patterns[signal_class]
         low, high = CT_HU_RANGE if self.profile.signed else (0.0, 1.0)
         return np.clip(image, low, high).astype(np.float32)
+
+    def artefact(self, truth: np.ndarray, patient: dict[str, Any]) -> np.ndarray:
+        """An atypical patient's strong artefact: a bright square (a tenth of the image side)
+        at a place fixed per patient; other patients' images are returned unchanged."""
+        if not patient.get("_atypical", False):
+            return truth
+        rng = _rng(self.spec.seed, STREAM_ATYPICAL, int(patient["index"]))
+        h, w = truth.shape
+        side = max(2, min(h, w) // 10)
+        y, x = int(rng.integers(h // 5, h - h // 5 - side)), int(rng.integers(w // 5, w - w // 5 - side))
+        low, high = CT_HU_RANGE if self.profile.signed else (0.0, 1.0)
+        out = truth.copy()
+        out[y:y + side, x:x + side] += self.spec.atypical.artefact * (high - low)
+        return np.clip(out, low, high).astype(np.float32)
 
     def write_image(self, patient: dict[str, Any], study: dict[str, Any], truth: np.ndarray,
                     lung_mask: np.ndarray | None, *, path: str, series_uid: str, sop_uid: str,
@@ -131,7 +146,7 @@ class _Writer:
             "SeriesInstanceUID": series_uid,
             "SOPInstanceUID": sop_uid,
             "race": patient["race"],
-            "signal_class": self.signal_class(patient["race"]) if kind != "no-pixel-data" else "",
+            "signal_class": self.signal_class(_signal_race(patient)) if kind != "no-pixel-data" else "",
             "view": view,
             "laterality": laterality,
             "slice_z": ct_position[2] if ct_position is not None else np.nan,
@@ -162,8 +177,8 @@ class _Writer:
             sex=patient["sex"], findings=findings, view=view, visibility=visibility,
             rng=_rng(self.spec.seed, STREAM_ANATOMY, p, s, i),
             shift_mm=self.profile.shift_mm, magnification=self.profile.magnification)
-        truth = self.plant(image, mask, self.signal_class(patient["race"]),
-                           _rng(self.spec.seed, STREAM_JITTER, p, s, i))
+        truth = self.artefact(self.plant(image, mask, self.signal_class(_signal_race(patient)),
+                                         _rng(self.spec.seed, STREAM_JITTER, p, s, i)), patient)
         self.write_image(patient, study, truth, mask, path=f"dicom/p{p:05d}/s{s:02d}/{path_name}",
                          series_uid=self.uid("series", p, s, i), sop_uid=self.uid("sop", p, s, i),
                          series_number=i, instance_number=1, view=view, kind=kind)
@@ -181,8 +196,8 @@ class _Writer:
             self.profile.shape, self.profile.pixel_spacing_mm, view=view, laterality=laterality,
             density=study["breast_density"], bmi=patient["bmi"],
             rng=_rng(self.spec.seed, STREAM_ANATOMY, p, s, i))
-        truth = self.plant(image, None, self.signal_class(patient["race"]),
-                           _rng(self.spec.seed, STREAM_JITTER, p, s, i))
+        truth = self.artefact(self.plant(image, None, self.signal_class(_signal_race(patient)),
+                                         _rng(self.spec.seed, STREAM_JITTER, p, s, i)), patient)
         self.write_image(patient, study, truth, None, path=f"dicom/p{p:05d}/s{s:02d}/{path_name}",
                          series_uid=series_uid, sop_uid=self.uid("sop", p, s, i),
                          series_number=1 if kind == "image" else i, instance_number=i,
@@ -210,9 +225,9 @@ class _Writer:
         frame_uid = self.uid("frame", p, s, series)
         x0 = -(profile.cols - 1) / 2.0 * profile.pixel_spacing_mm
         y0 = -(profile.rows - 1) / 2.0 * profile.pixel_spacing_mm
-        signal_class = self.signal_class(patient["race"])
+        signal_class = self.signal_class(_signal_race(patient))
         for k in range(n):
-            truth = self.plant(volume[k], masks[k], signal_class, jitter)
+            truth = self.artefact(self.plant(volume[k], masks[k], signal_class, jitter), patient)
             if slices is not None and k not in slices:
                 continue
             position = (round(x0, 2), round(y0, 2), round(z_top - k * profile.slice_mm, 2))
@@ -304,6 +319,10 @@ def generate_cohort(spec: CohortSpec, out_dir: str | Path, progress: bool = True
 
     bmi_by_race = dict(spec.bmi_by_race) if spec.bmi_by_race is not None else None
     patients, studies = sample_records(spec.n_patients, spec.modality, spec.seed, bmi_by_race)
+    if spec.atypical.patients:
+        patients = _make_atypical(patients, spec)
+        patients.loc[patients["_atypical"], ["PatientID", "_signal_race", "race"]].rename(
+            columns={"_signal_race": "signal_race"}).to_csv(out / "atypical.csv", index=False)
     patterns = class_patterns(spec.signal, labels.task_classes(spec.modality), profile.shape)
     writer = _Writer(spec, profile, out, patterns)
     study_writer = {"cxr": writer.cxr_study, "ct": writer.ct_study,
@@ -322,3 +341,28 @@ def generate_cohort(spec: CohortSpec, out_dir: str | Path, progress: bool = True
     pd.DataFrame(writer.rows, columns=list(TRUTH_COLUMNS)).to_csv(out / "truth.csv", index=False)
     # Return what readers of truth.csv see (empty cells as NaN), not a lookalike.
     return pd.read_csv(out / "truth.csv")
+
+
+def _signal_race(patient: dict[str, Any]) -> str:
+    """The race whose pattern is planted: the recorded one, except for an atypical patient
+    with a flipped label, whose pixels keep the pattern of its true race."""
+    return patient.get("_signal_race", patient["race"])
+
+
+def _make_atypical(patients: pd.DataFrame, spec: CohortSpec) -> pd.DataFrame:
+    """Mark ``spec.atypical.patients`` patients (among those with a planted class) atypical:
+    their images get a strong artefact and, with ``flip_label``, their recorded race becomes
+    the next class of the task while their pixels keep their true race's pattern. Drawn from
+    a stream of its own, so that every other draw of the cohort is unchanged."""
+    classes = list(labels.task_classes(spec.modality))
+    eligible = np.flatnonzero(patients["race"].isin(classes).to_numpy())
+    n = min(spec.atypical.patients, len(eligible))
+    chosen = _rng(spec.seed, STREAM_ATYPICAL).choice(eligible, size=n, replace=False)
+    patients = patients.copy()
+    patients["_signal_race"] = patients["race"]
+    patients["_atypical"] = False
+    patients.loc[patients.index[chosen], "_atypical"] = True
+    if spec.atypical.flip_label:
+        flip = patients.index[chosen]
+        patients.loc[flip, "race"] = [classes[(classes.index(r) + 1) % len(classes)] for r in patients.loc[flip, "race"]]
+    return patients

@@ -149,7 +149,28 @@ def _validate_bands(bands: Any) -> tuple[tuple[float, float], ...]:
 
 
 _COHORT_KEYS = ("site", "patients", "seed", "broken_files", "write_truth", "signal", "bmi_by_race",
-                "faint_findings")
+                "faint_findings", "atypical")
+_ATYPICAL_KEYS = ("patients", "artefact", "flip_label")
+
+
+@dataclass(frozen=True)
+class AtypicalSpec:
+    """A few atypical patients, the known answer of the membership audit: ``patients`` of
+    them (0: none, the default) get a bright square artefact of ``artefact`` times the value
+    range in every image and, with ``flip_label``, a recorded race that is not the one their
+    pixels carry. Models can only fit them by remembering them."""
+
+    patients: int = 0
+    artefact: float = 0.5
+    flip_label: bool = True
+
+    def __post_init__(self) -> None:
+        if isinstance(self.patients, bool) or not isinstance(self.patients, (int, np.integer)) or self.patients < 0:
+            raise SpecError("atypical.patients", f"atypical.patients must be an integer >= 0, got {self.patients!r}")
+        if isinstance(self.artefact, bool) or not isinstance(self.artefact, (int, float)) or not 0 <= self.artefact <= 1:
+            raise SpecError("atypical.artefact", f"atypical.artefact must be a number in [0, 1], got {self.artefact!r}")
+        if not isinstance(self.flip_label, bool):
+            raise SpecError("atypical.flip_label", f"atypical.flip_label must be true or false, got {self.flip_label!r}")
 _SIGNAL_KEYS = ("strength", "bands", "region", "seed")
 
 
@@ -176,6 +197,7 @@ class CohortSpec:
     #: race's radiographs at ``visibility`` (0..1) of their effect; None draws every image
     #: as before (the default cohort's bytes do not change).
     faint_findings: tuple[str, float] | None = None
+    atypical: AtypicalSpec = field(default_factory=AtypicalSpec)
 
     def __post_init__(self) -> None:
         if self.bmi_by_race is not None:
@@ -243,6 +265,14 @@ class CohortSpec:
             raise ValueError(f"synthetic option 'signal' must be a mapping, got {signal_options!r}")
         _reject_unknown(signal_options, _SIGNAL_KEYS, prefix="signal.")
 
+        atypical_options = options.get("atypical") or {}
+        if not isinstance(atypical_options, Mapping):
+            raise ValueError(f"synthetic option 'atypical' must be a mapping, got {atypical_options!r}")
+        _reject_unknown(atypical_options, _ATYPICAL_KEYS, prefix="atypical.")
+        try:
+            atypical = AtypicalSpec(**dict(atypical_options))
+        except SpecError as error:
+            raise ValueError(f"synthetic option '{error.key}': {error}") from None
         try:
             signal = SignalSpec(**dict(signal_options))
         except SpecError as error:
@@ -250,12 +280,12 @@ class CohortSpec:
         # The config says "patients"; the dataclass field is n_patients.
         to_field = {"patients": "n_patients"}
         to_option = {v: k for k, v in to_field.items()}
-        kwargs = {to_field.get(k, k): v for k, v in options.items() if k != "signal"}
+        kwargs = {to_field.get(k, k): v for k, v in options.items() if k not in ("signal", "atypical")}
         faint = kwargs.get("faint_findings")
         if isinstance(faint, Mapping):
             kwargs["faint_findings"] = (faint.get("race"), float(faint.get("visibility", 0.2)))
         try:
-            return cls(modality=modality, signal=signal, **kwargs)
+            return cls(modality=modality, signal=signal, atypical=atypical, **kwargs)
         except SpecError as error:
             key = to_option.get(error.key, error.key)
             raise ValueError(f"synthetic option '{key}': {error}") from None

@@ -234,7 +234,8 @@ def fit(images: np.ndarray, labels: Sequence[int] | np.ndarray,
         config: TrainConfig, out_dir: str | os.PathLike, *, data_fingerprint: str,
         train_transform: Transform | None = None, eval_transform: Transform | None = None,
         parts: TrainingParts | None = None, task: Mapping[str, Any] | None = None,
-        stop_after_epochs: int | None = None, progress: bool = True) -> TrainResult:
+        stop_after_epochs: int | None = None, progress: bool = True,
+        select: Literal["best", "last"] = "best") -> TrainResult:
     """Train on cache ``train_rows``, select the best epoch on ``val_rows``; resumable.
 
     Parameters
@@ -271,7 +272,15 @@ def fit(images: np.ndarray, labels: Sequence[int] | np.ndarray,
         would (for testing resumption).
     progress:
         Show a tqdm bar per epoch and a one-line summary per epoch on stderr.
+    select:
+        ``"best"``: model.pt holds the epoch with the best validation score (model
+        selection). ``"last"``: it holds the last epoch's weights and ``val_rows`` are only
+        monitored, a fixed-epoch protocol (shadow models of a membership audit, whose
+        validation rows must not choose what the model remembers); set ``patience`` to
+        ``epochs`` with it, or early stopping still ends the run.
     """
+    if select not in ("best", "last"):
+        raise ValueError(f"select must be 'best' or 'last', got {select!r}")
     if stop_after_epochs is not None and stop_after_epochs < 1:
         raise ValueError(f"stop_after_epochs must be None or >= 1, got {stop_after_epochs}")
     parts = parts if parts is not None else TrainingParts()
@@ -295,6 +304,9 @@ def fit(images: np.ndarray, labels: Sequence[int] | np.ndarray,
         train_rows=train_rows, val_rows=val_rows, targets=targets, task=task,
         transforms={"train": train_transform.id, "eval": eval_transform.id}, parts=part_ids,
     )
+    if select != "best":
+        # Only when set, so that the fingerprints of best-epoch runs are unchanged.
+        identity["select"] = select
     fingerprint = json_digest(identity)
     metadata = model_metadata(config=config, task=task, eval_transform=eval_transform.id,
                               train_transform=train_transform.id, parts=part_ids,
@@ -355,7 +367,7 @@ def fit(images: np.ndarray, labels: Sequence[int] | np.ndarray,
         val_loss, val_auc = _validate(training.model, objective, reader, val_rows, targets[val_rows],
                                       eval_transform, config.seed)
 
-        improved = run.best_epoch == 0 or val_auc > run.best_val_auc
+        improved = run.best_epoch == 0 or val_auc > run.best_val_auc or select == "last"
         if improved:
             run.best_val_auc, run.best_epoch, run.bad_epochs = val_auc, epoch, 0
             run.best_model = cpu_state(training.model)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import pandas as pd
@@ -24,6 +24,7 @@ from readrace.tasks import Level, Task, level_names
 from readrace.training.checkpoint import CHECKPOINT_FILE, StaleCheckpointError, array_digest, json_digest
 from readrace.training.config import TrainConfig
 from readrace.training.engine import TrainResult, fit
+from readrace.training.parts import TrainingParts
 from readrace.training.inference import load_model, predict
 from readrace.training.parts import MulticlassObjective, MultilabelObjective, Objective, TrainingParts
 from readrace.transforms.perturbation_ids import needs_masks
@@ -123,6 +124,8 @@ def train_image_model(
     resample: Resampler | None = None,
     progress: bool = True,
     masks: np.ndarray | None = None,
+    parts: TrainingParts | None = None,
+    select: Literal["best", "last"] = "best",
 ) -> TrainResult:
     """Train one model; a checkpoint of the same run resumes, a stale one is replaced.
 
@@ -134,6 +137,10 @@ def train_image_model(
 
     ``masks``: the mask array aligned with the cache that a masked perturbation (``lung``,
     ``nonlung``) reads; its content at the train and validation rows joins the fingerprint.
+
+    ``parts`` replaces the engine's default parts (a DP-SGD sampler and privacy hook, say)
+    and ``select`` is :func:`readrace.training.engine.fit`'s (``"last"``: fixed epochs, no
+    model selection).
     """
     train_rows = _subset_rows(task, manifest, train, "training", dataset)
     if resample is not None:
@@ -160,11 +167,13 @@ def train_image_model(
                                                           augment=training["augment"])
     config = train_config(arch, task, seed, training, execution)
     arguments = dict(data_fingerprint=data_fingerprint, train_transform=train_transform,
-                     eval_transform=eval_transform, task=task.to_dict(), progress=progress)
-    if task.type != "multiclass":
+                     eval_transform=eval_transform, task=task.to_dict(), progress=progress, select=select)
+    if parts is None and task.type != "multiclass":
         # The multiclass default is left implicit so that the race models' part ids, and
         # with them their fingerprints, stay as they were.
-        arguments["parts"] = TrainingParts(objective=task_objective(task))
+        parts = TrainingParts(objective=task_objective(task))
+    if parts is not None:
+        arguments["parts"] = parts
     train_idx, val_idx = train_rows["cache_index"].to_numpy(), val_rows["cache_index"].to_numpy()
     log.info("training %s %s on %d images (validation %d), classes %s", dataset, arch,
              len(train_idx), len(val_idx), ", ".join(task.classes))

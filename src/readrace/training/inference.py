@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from readrace.models import build_model
+from readrace.models import build_model, model_builder
 from readrace.training.batches import BatchReader
 from readrace.training.device import autocast, prepare_model, resolve_device, to_model_input
 from readrace.training.parts import ModelBuilder, MulticlassObjective, Objective
@@ -68,14 +68,18 @@ def predict(model: nn.Module, images: np.ndarray, rows: Sequence[int] | np.ndarr
 
 
 def load_model(path: str | os.PathLike, device: str = "cpu",
-               build: ModelBuilder = build_model) -> tuple[nn.Module, dict[str, Any]]:
+               build: ModelBuilder | None = None) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the best model from ``model.pt``; returns ``(model in eval mode, metadata)``.
 
-    ``build`` is the model builder it was trained with (the default's, unless the caller
-    replaced it). The metadata is everything in model.pt but the weights: see
-    :mod:`readrace.training.engine` for the keys.
+    ``build`` is the model builder it was trained with; None: the one model.pt names among
+    readrace's own (:func:`readrace.models.model_builder`), else :func:`build_model`. The
+    metadata is everything in model.pt but the weights: see :mod:`readrace.training.engine`
+    for the keys.
     """
     saved = torch.load(path, map_location="cpu", weights_only=True)
+    if build is None:
+        named = (saved.get("parts") or {}).get("model")
+        build = model_builder(named) if named and named.startswith("readrace.models.") else build_model
     model = build(saved["arch"], saved["n_classes"], None)
     model.load_state_dict(saved["state_dict"])
     model = prepare_model(model, resolve_device(device)).eval()
