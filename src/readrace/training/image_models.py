@@ -24,7 +24,6 @@ from readrace.tasks import Level, Task, level_names
 from readrace.training.checkpoint import CHECKPOINT_FILE, StaleCheckpointError, array_digest, json_digest
 from readrace.training.config import TrainConfig
 from readrace.training.engine import TrainResult, fit
-from readrace.training.parts import TrainingParts
 from readrace.training.inference import load_model, predict
 from readrace.training.parts import MulticlassObjective, MultilabelObjective, Objective, TrainingParts
 from readrace.transforms.perturbation_ids import needs_masks
