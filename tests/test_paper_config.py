@@ -34,8 +34,9 @@ def test_paper_matrix_dry_runs_without_any_data():
     stats = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout, flags=re.M))
     assert int(stats["ingest_shard"]) == 200 + 100 + 100 + 200 + 50 + 100 + 1 + 50 + 5
     # 186 race models of Table 3 and the mechanism experiments, localisation's 18 MXR grid
-    # models, and the CXP DenseNet121 race models the clinical audits compare their probes with.
-    assert int(stats["train_model"]) == 186 + 18 + 3
+    # models and 2 lung / non-lung models, and the CXP DenseNet121 race models the clinical
+    # audits compare their probes with.
+    assert int(stats["train_model"]) == 186 + 18 + 2 + 3
     assert int(stats["train_clinical"]) == 6 and int(stats["attack"]) == 6
     # Every image model's predictions are scored; so are the tabular confounder models' and
     # the clinical models' race probes, which write their own predictions.
