@@ -43,9 +43,11 @@ def stratum_values(manifest: pd.DataFrame, variable: str, bands: dict[str, list[
     edges = list(bands[variable])
     numeric = pd.to_numeric(values, errors="coerce")
     codes = np.digitize(numeric.to_numpy(dtype=float), edges)
-    names = np.array(band_labels(edges), dtype=object)
-    out = pd.Series(names[codes], index=values.index, dtype=object)
-    return out.where(numeric.notna(), np.nan)
+    labels = band_labels(edges)
+    names = np.array(labels, dtype=object)
+    out = pd.Series(names[codes], index=values.index, dtype=object).where(numeric.notna(), np.nan)
+    # Ordered, so that strata are listed (and plotted) low to high, not alphabetically.
+    return out.astype(pd.CategoricalDtype(labels, ordered=True))
 
 
 def stratify(
@@ -76,7 +78,7 @@ def stratify(
     frames = [_scored(predictions, table, "all", "all", min_patients, n_boot, seed, confidence)]
     for group in groups:
         usable = joined.dropna(subset=list(group))
-        for values, rows in usable.groupby(list(group), sort=True):
+        for values, rows in usable.groupby(list(group), sort=True, observed=True):
             values = values if isinstance(values, tuple) else (values,)
             name = " & ".join(f"{v}={value}" for v, value in zip(group, values))
             frames.append(_scored(predictions, rows[table.columns], " x ".join(group), name,
