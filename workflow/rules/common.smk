@@ -165,6 +165,18 @@ def prediction_masks(wildcards):
     return {"masks": lung_masks(wildcards.test)} if needs_masks(perturbation) == "lung" else {}
 
 
+LOCALISATION_MODELS = MODELS[localisation.NAME]
+SALIENCY_DIR = paths.SALIENCY_DIR.format(model=race_detection.RaceDetectionModel.PATH.format(
+    train="{train}", arch="{arch}", perturbation="none", seed="{seed}"), test="{test}")
+
+
+def saliency_lung_masks(wildcards):
+    """The test dataset's lung masks, where its modality has them (shares inside the lungs)."""
+    if DATASETS[wildcards.test]["modality"] in localisation.MASKED_MODALITIES:
+        return {"lung": lung_masks(wildcards.test)}
+    return {}
+
+
 def race_task(wildcards):
     """What a race-detection model predicts: race, with its train dataset's classes."""
     return race_detection.task(config, wildcards.train).to_dict()

@@ -5,18 +5,6 @@
 # masks from the segmentation stage (lung_masks in common.smk). Here: Grad-CAM of the full
 # models, the table and the figures.
 
-LOCALISATION_MODELS = MODELS[localisation.NAME]
-SALIENCY_DIR = paths.SALIENCY_DIR.format(model=race_detection.RaceDetectionModel.PATH.format(
-    train="{train}", arch="{arch}", perturbation="none", seed="{seed}"), test="{test}")
-
-
-def saliency_lung_masks(wildcards):
-    """The test dataset's lung masks, where its modality has them (shares inside the lungs)."""
-    if DATASETS[wildcards.test]["modality"] in localisation.MASKED_MODALITIES:
-        return {"lung": lung_masks(wildcards.test)}
-    return {}
-
-
 rule saliency:
     input:
         unpack(saliency_lung_masks),

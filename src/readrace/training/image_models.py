@@ -227,7 +227,8 @@ def predict_image_model(
     model, meta = load_model(model_path, device="cpu")
     applied = perturbation if perturbation is not None else meta["perturbation"]
     if keys.get("perturbation", applied) != applied:
-        raise ValueError(f"{model_path} is tested under {applied!r}, not {keys['perturbation']!r}")
+        how = "trained" if perturbation is None else "tested at test time"
+        raise ValueError(f"{model_path} was {how} under {applied!r}, not {keys['perturbation']!r}")
     task = Task.from_dict(meta["task"])
     rows = task.rows(test.select(manifest))
     if rows.empty:
