@@ -9,7 +9,6 @@ with its audit and race probes; attacks on cxr-gap's race and clinical models.
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 
 import pandas as pd

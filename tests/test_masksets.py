@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from readrace.ingest.adapters import DatasetAdapter
-from readrace.ingest.masksets import MaskSetError, decode_chexmask_rle, mask_reader
+from readrace.ingest.masksets import MaskSetError, decode_chexmask_rle
 from readrace.ingest.raster import JSRT_SHAPE, read_raster
 from readrace.segmentation.masks import to_grid
 

@@ -166,7 +166,7 @@ def test_atypical_option_is_off_by_default_and_flips_labels(tmp_path):
     from readrace.synthetic import CohortSpec, generate_cohort
 
     plain = generate_cohort(CohortSpec.from_options("cxr", {"patients": 6, "seed": 3}), tmp_path / "a", progress=False)
-    off = generate_cohort(CohortSpec.from_options("cxr", {"patients": 6, "seed": 3, "atypical": {"patients": 0}}),
+    generate_cohort(CohortSpec.from_options("cxr", {"patients": 6, "seed": 3, "atypical": {"patients": 0}}),
                           tmp_path / "b", progress=False)
     assert not (tmp_path / "a/atypical.csv").exists()
     for path in plain.loc[plain["kind"] == "image", "path"]:

@@ -18,7 +18,6 @@ groups, each image's smallest epsilon that flips it (Kruskal-Wallis).
 
 from __future__ import annotations
 
-from typing import Any
 
 import numpy as np
 import pandas as pd
