@@ -18,7 +18,6 @@ groups, each image's smallest epsilon that flips it (Kruskal-Wallis).
 
 from __future__ import annotations
 
-
 import numpy as np
 import pandas as pd
 import torch
