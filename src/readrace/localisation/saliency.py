@@ -54,7 +54,12 @@ def candidate_layers(model: nn.Module, arch: str) -> list[tuple[str, nn.Module]]
                 ("features.denseblock2", model.features.denseblock2)]
     if arch.startswith("efficientnet"):
         return [("features[-1]", model.features[-1]), ("features[5]", model.features[5]), ("features[3]", model.features[3])]
-    raise ValueError(f"no Grad-CAM target layer is known for architecture {arch!r} (resnet*, densenet*, efficientnet*)")
+    if arch == "small_cnn":
+        # The ReLU closing each of its three stride-2 stages.
+        return [("features[-1]", model.features[-1]), ("features[5]", model.features[5]), ("features[2]", model.features[2])]
+    raise ValueError(
+        f"no Grad-CAM target layer is known for architecture {arch!r} (resnet*, densenet*, efficientnet*, small_cnn)"
+    )
 
 
 def target_layer(model: nn.Module, arch: str, size: int = 224) -> tuple[str, nn.Module]:
