@@ -20,7 +20,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from functools import lru_cache
+from typing import Any, ClassVar, Protocol
 
 
 class Coordinate(Protocol):
@@ -77,12 +78,47 @@ def experiment_targets(config: dict[str, Any], coordinates: dict[str, list[Any]]
     return [target for name, kind in KINDS.items() if coordinates[name] for target in kind.targets(coordinates[name], config)]
 
 
+@lru_cache(maxsize=None)
 def path_pattern(template: str) -> re.Pattern[str]:
     """The regular expression of a model-id template (``kind/{field}/seed{seed}``): each
     field one folder name, so that a kind spells its ids once and reads them back."""
     parts = re.split(r"\{(\w+)\}", template)
     regex = "".join(re.escape(part) if k % 2 == 0 else f"(?P<{part}>[^/]+)" for k, part in enumerate(parts))
     return re.compile(regex)
+
+
+@dataclass(frozen=True, order=True)
+class ImageModelCoordinate:
+    """An image classifier trained on ``train`` with ``arch``, ``perturbation``, ``seed``,
+    whose id is ``{kind}/{train}/{arch}/{perturbation}/seed{seed}``: the coordinate of the
+    kinds that train one model per combination (race detection, clinical). A kind subclasses
+    it and sets ``kind`` and ``PATH``; the id, its parser and the key columns are spelt here."""
+
+    train: str
+    arch: str
+    perturbation: str
+    seed: int
+
+    kind: ClassVar[str]
+    #: The model id as a pattern (the rules' wildcards are the fields).
+    PATH: ClassVar[str]
+
+    @property
+    def path(self) -> str:
+        """The model id, ``{kind}/{train}/{arch}/{perturbation}/seed{seed}``."""
+        return self.PATH.format(train=self.train, arch=self.arch, perturbation=self.perturbation, seed=self.seed)
+
+    @classmethod
+    def from_path(cls, path: str) -> Any:
+        match = path_pattern(cls.PATH).fullmatch(path)
+        if match is None or not match["seed"].isdigit():
+            raise ValueError(f"{path!r} is not a {cls.kind.replace('_', '-')} model id ({cls.PATH})")
+        return cls(match["train"], match["arch"], match["perturbation"], int(match["seed"]))
+
+    @property
+    def columns(self) -> dict[str, Any]:
+        """The coordinate as the key columns of its predictions and scores."""
+        return {"train_dataset": self.train, "arch": self.arch, "perturbation": self.perturbation, "seed": self.seed}
 
 
 def model_of(path: str) -> Any:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from readrace import paths
-from readrace.experiments import ExperimentKind, path_pattern
+from readrace.experiments import ExperimentKind, ImageModelCoordinate
 from readrace.labels import FINDINGS
 from readrace.tasks import Task, findings_task
 
@@ -42,31 +42,11 @@ MODEL_KEYS = ("findings", "uncertain")
 
 
 @dataclass(frozen=True, order=True)
-class ClinicalModel:
+class ClinicalModel(ImageModelCoordinate):
     """One finding classifier: trained on ``train`` with ``arch``, ``perturbation``, ``seed``."""
-
-    train: str
-    arch: str
-    perturbation: str
-    seed: int
 
     kind = NAME
     PATH = NAME + "/{train}/{arch}/{perturbation}/seed{seed}"
-
-    @property
-    def path(self) -> str:
-        return self.PATH.format(train=self.train, arch=self.arch, perturbation=self.perturbation, seed=self.seed)
-
-    @classmethod
-    def from_path(cls, path: str) -> ClinicalModel:
-        match = _PATH.fullmatch(path)
-        if match is None or not match["seed"].isdigit():
-            raise ValueError(f"{path!r} is not a clinical model id ({cls.PATH})")
-        return cls(match["train"], match["arch"], match["perturbation"], int(match["seed"]))
-
-    @property
-    def columns(self) -> dict[str, Any]:
-        return {"train_dataset": self.train, "arch": self.arch, "perturbation": self.perturbation, "seed": self.seed}
 
     @property
     def race_model(self) -> str:
@@ -77,8 +57,6 @@ class ClinicalModel:
         """The model id of the race probe on ``encoder``'s features."""
         return f"{self.path}/probe/{encoder}"
 
-
-_PATH = path_pattern(ClinicalModel.PATH)
 
 
 def model_from_path(path: str) -> ClinicalModel:

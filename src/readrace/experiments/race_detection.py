@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from readrace import paths
-from readrace.experiments import ExperimentKind, evaluation_datasets, path_pattern
+from readrace.experiments import ExperimentKind, ImageModelCoordinate, evaluation_datasets
 from readrace.tasks import Task, race_task
 from readrace.transforms.perturbation_ids import parse_perturbation_id
 
@@ -28,37 +28,11 @@ FILTER_PERTURBATIONS = ("lpf", "hpf")
 
 
 @dataclass(frozen=True, order=True)
-class RaceDetectionModel:
+class RaceDetectionModel(ImageModelCoordinate):
     """One race classifier: trained on ``train`` with ``arch``, ``perturbation``, ``seed``."""
 
-    train: str
-    arch: str
-    perturbation: str
-    seed: int
-
     kind = NAME
-    #: The model id as a pattern (the rules' wildcards are the fields).
     PATH = NAME + "/{train}/{arch}/{perturbation}/seed{seed}"
-
-    @property
-    def path(self) -> str:
-        """The model id, ``race_detection/{train}/{arch}/{perturbation}/seed{seed}``."""
-        return self.PATH.format(train=self.train, arch=self.arch, perturbation=self.perturbation, seed=self.seed)
-
-    @classmethod
-    def from_path(cls, path: str) -> RaceDetectionModel:
-        match = _PATH.fullmatch(path)
-        if match is None or not match["seed"].isdigit():
-            raise ValueError(f"{path!r} is not a race-detection model id ({cls.PATH})")
-        return cls(match["train"], match["arch"], match["perturbation"], int(match["seed"]))
-
-    @property
-    def columns(self) -> dict[str, Any]:
-        """The coordinate as the key columns of its predictions and scores."""
-        return {"train_dataset": self.train, "arch": self.arch, "perturbation": self.perturbation, "seed": self.seed}
-
-
-_PATH = path_pattern(RaceDetectionModel.PATH)
 
 
 def task(config: dict[str, Any], train: str) -> Task:
