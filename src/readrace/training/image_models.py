@@ -11,6 +11,7 @@ re-scoring never retrains.
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -20,6 +21,7 @@ import pandas as pd
 
 from readrace.data.subsets import Subset
 from readrace.evaluation.predictions import Predictions
+from readrace.experiments import model_of, perturbation_at_test
 from readrace.tasks import Level, Task, level_names
 from readrace.training.checkpoint import CHECKPOINT_FILE, StaleCheckpointError, array_digest, json_digest
 from readrace.training.config import TrainConfig
@@ -251,3 +253,35 @@ def predict_image_model(
         table[column] = probs[:, k].astype(np.float64)
     levels = tuple(Level(name, level.by) for name, level in zip(level_names(task, units), task.levels))
     return Predictions(table, task, levels, bootstrap_unit=units["patient"], keys=tuple(keys))
+
+
+def predict_job(
+    model_path: str | Path,
+    manifest_path: str | Path,
+    cache_path: str | Path,
+    descriptor_path: str | Path,
+    *,
+    model_id: str,
+    test_dataset: str,
+    execution: dict[str, Any],
+    test: Subset | None = None,
+    masks_path: str | Path | None = None,
+) -> Predictions:
+    """:func:`predict_image_model` on the files of a prediction job: the model ``model_id``
+    (a coordinate's path, which also says whether a perturbation applies at test time only)
+    on the ``test`` rows of ``test_dataset`` (default: the test split, or the subset the
+    coordinate was trained on, such as the confounders' no-finding rows)."""
+    coordinate = model_of(model_id)
+    descriptor = json.loads(Path(descriptor_path).read_text())
+    return predict_image_model(
+        model_path,
+        pd.read_parquet(manifest_path),
+        np.load(cache_path, mmap_mode="r"),
+        keys={"kind": coordinate.kind, "model": model_id, **coordinate.columns, "test_dataset": test_dataset},
+        units=descriptor["units"],
+        execution=execution,
+        perturbation=perturbation_at_test(model_id),
+        masks=np.load(masks_path, mmap_mode="r") if masks_path is not None else None,
+        test=test if test is not None else getattr(coordinate, "test_subset", TEST),
+    )
+
