@@ -4,39 +4,6 @@
 # validation predictions (thresholds), the subgroup audit, the race probe of its features
 # (and of the race model of the same coordinate and an untrained network), and the tables.
 
-CLINICAL_MODELS = MODELS[clinical.NAME]
-CLINICAL_ID = clinical.ClinicalModel.PATH
-CLINICAL_MODEL_DIR = paths.model_dir(CLINICAL_ID)
-
-
-def _clinical_model(wildcards):
-    return clinical.ClinicalModel(wildcards.train, wildcards.arch, wildcards.perturbation, int(wildcards.seed))
-
-
-def clinical_task(wildcards):
-    """What a clinical model predicts: its block's findings under its uncertain policy."""
-    return clinical.task(config, _clinical_model(wildcards)).to_dict()
-
-
-def clinical_setting(key):
-    """The params function of one key of the model's block (audit, probe)."""
-
-    def params(wildcards):
-        return clinical.block_of(config, _clinical_model(wildcards))[key]
-
-    return params
-
-
-def clinical_model_id(wildcards):
-    return _clinical_model(wildcards).path
-
-
-def probe_encoder_model(wildcards):
-    """The trained network the probe reads (none for the untrained control)."""
-    model = _clinical_model(wildcards)
-    ids = {"clinical": model.path, "race": model.race_model}
-    return {"model": paths.model_file(ids[wildcards.encoder])} if wildcards.encoder in ids else {}
-
 
 rule train_clinical:
     input:

@@ -264,3 +264,107 @@ def membership_shadow_models(wildcards):
     audit = membership.MembershipAudit(wildcards.train, wildcards.arch, wildcards.privacy,
                                        int(wildcards.n_models), int(wildcards.seed))
     return [paths.model_file(model.path) for model in audit.shadows()]
+
+
+# Kind segmentation: what its rules (workflow/rules/segmentation.smk) read.
+SEGMENTED = segmentation.mask_sources(config)
+
+
+def mask_source(wildcards):
+    return SEGMENTED[wildcards.dataset]
+
+
+def segmentation_train_inputs(wildcards):
+    names = wildcards.sources.split(segmentation.JOIN)
+    return {
+        "manifests": [paths.dataset_file(paths.MANIFEST, name) for name in names],
+        "caches": [paths.dataset_file(paths.CACHE, name) for name in names],
+        "descriptors": [paths.dataset_file(paths.DESCRIPTOR, name) for name in names],
+        "truths": [paths.dataset_file(paths.TRUTH_MASKS, name) for name in names],
+    }
+
+
+def segmentation_train_settings(wildcards):
+    """The U-Net settings of the block whose model this is (one block per model id)."""
+    model = segmentation.SegmentationModel(wildcards.sources, segmentation.UNET, int(wildcards.seed))
+    for source in SEGMENTED.values():
+        if source.model == model:
+            return source.settings
+    raise ValueError(f"no segmentation block trains {model.path}")
+
+
+def lung_mask_inputs(wildcards):
+    source = mask_source(wildcards)
+    inputs = {"manifest": paths.dataset_file(paths.MANIFEST, wildcards.dataset),
+              "cache": paths.dataset_file(paths.CACHE, wildcards.dataset)}
+    if source.model.method == segmentation.UNET:
+        inputs["model"] = paths.model_file(source.model.path)
+    return inputs
+
+
+def lung_mask_params(wildcards):
+    source = mask_source(wildcards)
+    return {"method": source.model.method, "settings": source.settings,
+            "window": DATASETS[wildcards.dataset]["preprocess"].get("window")}
+
+
+def lung_mask_gpus(wildcards):
+    """The U-Net's inference runs on the training device; the CT pipeline needs no GPU."""
+    return EXECUTION["gpus"] if mask_source(wildcards).model.method == segmentation.UNET else 0
+
+
+truth_mask_options = _dataset_keys("adapter", "modality", "options", without=())
+
+
+# Kind clinical: what its rules (workflow/rules/clinical.smk) read.
+CLINICAL_MODELS = MODELS[clinical.NAME]
+CLINICAL_ID = clinical.ClinicalModel.PATH
+CLINICAL_MODEL_DIR = paths.model_dir(CLINICAL_ID)
+
+
+def _clinical_model(wildcards):
+    return clinical.ClinicalModel(wildcards.train, wildcards.arch, wildcards.perturbation, int(wildcards.seed))
+
+
+def clinical_task(wildcards):
+    """What a clinical model predicts: its block's findings under its uncertain policy."""
+    return clinical.task(config, _clinical_model(wildcards)).to_dict()
+
+
+def clinical_setting(key):
+    """The params function of one key of the model's block (audit, probe)."""
+
+    def params(wildcards):
+        return clinical.block_of(config, _clinical_model(wildcards))[key]
+
+    return params
+
+
+def clinical_model_id(wildcards):
+    return _clinical_model(wildcards).path
+
+
+def probe_encoder_model(wildcards):
+    """The trained network the probe reads (none for the untrained control)."""
+    model = _clinical_model(wildcards)
+    ids = {"clinical": model.path, "race": model.race_model}
+    return {"model": paths.model_file(ids[wildcards.encoder])} if wildcards.encoder in ids else {}
+
+
+# Kind robustness: what its rules (workflow/rules/robustness.smk) read.
+ROBUSTNESS_AUDITS = MODELS[robustness.NAME]
+ROBUSTNESS_ID = robustness.RobustnessAudit.PATH
+
+
+def _robustness_audit(wildcards):
+    return robustness.RobustnessAudit(wildcards.train, wildcards.arch, int(wildcards.seed))
+
+
+def robustness_models(wildcards):
+    audit = _robustness_audit(wildcards)
+    return {"race_model": paths.model_file(audit.race_model), "clinical_model": paths.model_file(audit.clinical_model.path)}
+
+
+def robustness_settings(wildcards):
+    block = robustness.block_of(config, _robustness_audit(wildcards))
+    return {key: block[key] for key in ("attacks", "epsilons", "pgd_steps", "pgd_alpha_ratio", "finding", "seed")}

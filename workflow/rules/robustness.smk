@@ -3,23 +3,6 @@
 # both models (the cross-task attack); per-image rows, their summary per race group with
 # patient-bootstrap intervals, each image's smallest flipping epsilon; the tables and curves.
 
-ROBUSTNESS_AUDITS = MODELS[robustness.NAME]
-ROBUSTNESS_ID = robustness.RobustnessAudit.PATH
-
-
-def _robustness_audit(wildcards):
-    return robustness.RobustnessAudit(wildcards.train, wildcards.arch, int(wildcards.seed))
-
-
-def robustness_models(wildcards):
-    audit = _robustness_audit(wildcards)
-    return {"race_model": paths.model_file(audit.race_model), "clinical_model": paths.model_file(audit.clinical_model.path)}
-
-
-def robustness_settings(wildcards):
-    block = robustness.block_of(config, _robustness_audit(wildcards))
-    return {key: block[key] for key in ("attacks", "epsilons", "pgd_steps", "pgd_alpha_ratio", "finding", "seed")}
-
 
 rule attack:
     input:

@@ -8,56 +8,6 @@
 # with patient-bootstrap intervals (and per-image quality), the implausible masks and the
 # overlay figure.
 
-from readrace.experiments import segmentation
-
-SEGMENTED = segmentation.mask_sources(config)
-
-
-def mask_source(wildcards):
-    return SEGMENTED[wildcards.dataset]
-
-
-def segmentation_train_inputs(wildcards):
-    names = wildcards.sources.split(segmentation.JOIN)
-    return {
-        "manifests": [paths.dataset_file(paths.MANIFEST, name) for name in names],
-        "caches": [paths.dataset_file(paths.CACHE, name) for name in names],
-        "descriptors": [paths.dataset_file(paths.DESCRIPTOR, name) for name in names],
-        "truths": [paths.dataset_file(paths.TRUTH_MASKS, name) for name in names],
-    }
-
-
-def segmentation_train_settings(wildcards):
-    """The U-Net settings of the block whose model this is (one block per model id)."""
-    model = segmentation.SegmentationModel(wildcards.sources, segmentation.UNET, int(wildcards.seed))
-    for source in SEGMENTED.values():
-        if source.model == model:
-            return source.settings
-    raise ValueError(f"no segmentation block trains {model.path}")
-
-
-def lung_mask_inputs(wildcards):
-    source = mask_source(wildcards)
-    inputs = {"manifest": paths.dataset_file(paths.MANIFEST, wildcards.dataset),
-              "cache": paths.dataset_file(paths.CACHE, wildcards.dataset)}
-    if source.model.method == segmentation.UNET:
-        inputs["model"] = paths.model_file(source.model.path)
-    return inputs
-
-
-def lung_mask_params(wildcards):
-    source = mask_source(wildcards)
-    return {"method": source.model.method, "settings": source.settings,
-            "window": DATASETS[wildcards.dataset]["preprocess"].get("window")}
-
-
-def lung_mask_gpus(wildcards):
-    """The U-Net's inference runs on the training device; the CT pipeline needs no GPU."""
-    return EXECUTION["gpus"] if mask_source(wildcards).model.method == segmentation.UNET else 0
-
-
-truth_mask_options = _dataset_keys("adapter", "modality", "options", without=())
-
 
 rule truth_masks:
     input:
