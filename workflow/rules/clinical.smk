@@ -40,7 +40,7 @@ rule predict_validation:
     params:
         model=clinical_model_id,
         subset="validation",
-        schema=f"{SCHEMAS}/predictions.schema.yaml",
+        schema=PREDICTIONS_SCHEMA,
     log:
         "logs/predict_validation/clinical/{train}/{arch}/{perturbation}/seed{seed}.log",
     threads: EXECUTION["threads"]
@@ -64,7 +64,7 @@ rule subgroup_audit:
     params:
         audit=clinical_setting("audit"),
         evaluation=config["evaluation"],
-        schema=f"{SCHEMAS}/predictions.schema.yaml",
+        schema=PREDICTIONS_SCHEMA,
     log:
         "logs/subgroup_audit/clinical/{train}/{arch}/{perturbation}/seed{seed}.log",
     resources:
@@ -94,7 +94,7 @@ rule race_probe:
     params:
         probe=clinical_setting("probe"),
         model=clinical_model_id,
-        schema=f"{SCHEMAS}/predictions.schema.yaml",
+        schema=PREDICTIONS_SCHEMA,
     wildcard_constraints:
         encoder="|".join(clinical.PROBE_ENCODERS),
     log:

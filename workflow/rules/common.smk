@@ -30,10 +30,13 @@ MODELS = expand_experiments(config)
 EXECUTION = execution_settings(config)
 SCHEMAS = f"{workflow.basedir}/workflow/schemas"
 DATASET_PATTERN = "|".join(re.escape(name) for name in DATASETS)
-MANIFEST_SCHEMA = f"{SCHEMAS}/manifest.schema.yaml"
-# The numbers themselves, not the schema's path, are the shard jobs' params: a changed range
-# re-parses the records, a moved checkout does not re-decode every file.
-VALUE_RANGES = value_ranges(load_schema(MANIFEST_SCHEMA))
+# Jobs get the schemas' contents, not their paths, as params: a changed schema reruns the
+# jobs it governs, a moved or renamed checkout reruns nothing.
+MANIFEST_SCHEMA = load_schema(f"{SCHEMAS}/manifest.schema.yaml")
+PREDICTIONS_SCHEMA = load_schema(f"{SCHEMAS}/predictions.schema.yaml")
+# The numbers themselves are the shard jobs' params: a changed range re-parses the records
+# without the rest of the manifest schema re-decoding every file.
+VALUE_RANGES = value_ranges(MANIFEST_SCHEMA)
 
 
 wildcard_constraints:

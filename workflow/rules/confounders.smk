@@ -22,7 +22,7 @@ rule tabular_model:
     params:
         settings=tabular_settings,
         task=race_task,
-        schema=f"{SCHEMAS}/predictions.schema.yaml",
+        schema=PREDICTIONS_SCHEMA,
     log:
         "logs/tabular_model/confounders/{train}/{features}/{estimator}/seed{seed}.log",
     wildcard_constraints:
@@ -74,7 +74,7 @@ rule stratify:
     params:
         strata=config["confounders"]["strata"],
         evaluation=config["evaluation"],
-        schema=f"{SCHEMAS}/predictions.schema.yaml",
+        schema=PREDICTIONS_SCHEMA,
     log:
         "logs/stratify/{model}/{test}.log",
     resources:

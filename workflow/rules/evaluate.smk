@@ -15,7 +15,7 @@ rule predict:
     output:
         paths.PREDICTIONS,
     params:
-        schema=f"{SCHEMAS}/predictions.schema.yaml",
+        schema=PREDICTIONS_SCHEMA,
     log:
         "logs/predict/{model}/{test}.log",
     threads: EXECUTION["threads"]
@@ -36,7 +36,7 @@ rule score:
         paths.SCORES,
     params:
         evaluation=config["evaluation"],
-        schema=f"{SCHEMAS}/predictions.schema.yaml",
+        schema=PREDICTIONS_SCHEMA,
     log:
         "logs/score/{model}/{test}.log",
     resources:
