@@ -10,6 +10,11 @@ model is high, and within narrow BMI bands (the test's ``confounders.strata.band
 image model's AUC falls towards chance. Its equal-distribution retrain writes the achieved
 distributions.
 
+``cxr`` also has two manufacturers (``second_manufacturer``: a share of its patients written
+by another vendor's detector, another stored-value map, photometric interpretation and
+positioning). A model retrained on one manufacturer's images keeps a high AUC on the other
+manufacturer's test images: the planted race signal is in the body, not in the scanner.
+
 One module-scoped run serves every test; a dry run checks that a changed setting reruns
 exactly the jobs that read it.
 """
@@ -30,6 +35,7 @@ from conftest import run_snakemake
 pytestmark = pytest.mark.workflow
 
 SPLIT = {"train": 0.5, "validation": 0.2, "test": 0.3}
+MAJORITY, MINORITY = "Northwind Medical", "Fabrikam Diagnostics"  # readrace.synthetic.sites
 # Narrow bands: within 2 kg/m2 the planted BMI-race dependence leaves little to read.
 BMI_BANDS = [20.0, 22.0, 24.0, 26.0, 28.0, 30.0, 32.0, 34.0]
 CONFIG = {
@@ -45,7 +51,7 @@ CONFIG = {
         {"kind": "race_detection", "train": ["cxr", "cxr-bmi"], "archs": ["resnet18"], "perturbations": ["none"],
          "seeds": [0]},
         {"kind": "confounders", "datasets": ["cxr"], "features": ["bmi", "combined"], "estimators": ["logistic"],
-         "stratify": True},
+         "stratify": True, "manufacturers": {"cxr": [MAJORITY]}},
         {"kind": "confounders", "datasets": ["cxr-bmi"], "features": ["bmi"], "estimators": ["logistic"],
          "stratify": True, "retrain": ["equal"]},
     ],
@@ -53,7 +59,7 @@ CONFIG = {
         # Measured (tests/test_workflow.py): 100 patients at 64 px learn the default signal
         # to a test AUC of about 0.9 in 8 epochs.
         "cxr": {"adapter": "synthetic", "modality": "cxr", "split": SPLIT, "preprocess": {"size": 64},
-                "options": {"site": "A", "patients": 100, "seed": 5}},
+                "options": {"site": "A", "patients": 100, "seed": 5, "second_manufacturer": 0.4}},
         # Its own group, so that neither dataset's models are tested on the other.
         "cxr-bmi": {"adapter": "synthetic", "modality": "cxr", "group": "bmi", "split": SPLIT,
                     "preprocess": {"size": 32},
@@ -138,6 +144,25 @@ def test_equal_distribution_retrain_writes_its_achieved_distributions(run, table
     disease = sampler[sampler["distribution"] == "disease | race"]
     assert (disease["achieved"] - disease["target"]).abs().max() < 0.05
     assert len(macro(table, experiment="retrain-equal")) == 1
+
+
+def test_a_model_of_one_manufacturer_reads_race_on_the_other_manufacturers_images(run, table):
+    manifest = pd.read_parquet(run / "results/cxr/manifest.parquet")
+    assert set(manifest["manufacturer"]) == {MAJORITY, MINORITY}
+    rows = macro(table, experiment="manufacturer", train_dataset="cxr", test_dataset="cxr")
+    assert set(rows["train_manufacturer"]) == {MAJORITY}
+    auc = dict(zip(rows["test_manufacturer"], rows["auc"]))
+    assert set(auc) == {"all", MAJORITY, MINORITY}
+    assert auc[MAJORITY] > 0.75 and auc[MINORITY] > 0.75, rows[["test_manufacturer", "auc", "patients_by_class"]]
+    # Trained on the majority's train and validation images only; tested on every test image.
+    model_id = "confounders/retrain/cxr/resnet18/manufacturer-northwind-medical/seed0"
+    predictions = pd.read_parquet(run / f"results/predictions/{model_id}/cxr.parquet")
+    test = manifest[manifest["split"] == "test"]
+    assert sorted(predictions["image_id"]) == sorted(test["image_id"])
+    train_log = pd.read_csv(run / f"results/models/{model_id}/train_log.csv")
+    assert len(train_log)
+    markdown = (run / "results/tables/confounders.md").read_text()
+    assert f"| cxr | {MAJORITY} | {MINORITY} |" in markdown
 
 
 def test_nothing_under_results_names_a_source_file_or_uid(run):

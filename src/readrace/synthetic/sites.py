@@ -18,7 +18,7 @@ decoder recovers the intended intensity:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from pydicom import uid
@@ -157,6 +157,26 @@ SITES: dict[str, dict[str, SiteProfile]] = {
         ),
     },
 }
+
+
+#: The second manufacturer of a site (CohortSpec.second_manufacturer): another vendor's
+#: detector at the same hospital, with its own stored-value map, bit depth, photometric
+#: interpretation and patient positioning, on the same pixel grid (so that the planted class
+#: patterns, fixed on the grid, are the same). CT keeps its grid and HU map: only the names
+#: and the rescale intercept differ.
+SECOND_MANUFACTURER = "Fabrikam Diagnostics"
+
+
+def second_manufacturer(profile: SiteProfile) -> SiteProfile:
+    """``profile`` as the second manufacturer of its site writes it."""
+    names = {"manufacturer": SECOND_MANUFACTURER, "model_name": f"FD-{profile.dicom_modality} 900"}
+    if profile.signed:
+        return replace(profile, **names, rescale_intercept=-1000.0)
+    inverted = "MONOCHROME2" if profile.photometric == "MONOCHROME1" else "MONOCHROME1"
+    return replace(profile, **names, bits_stored=14, photometric=inverted, stored_low=400, stored_high=15800,
+                   window=False, transfer_syntax=uid.ExplicitVRLittleEndian,
+                   shift_mm=(profile.shift_mm[0] - 5.0, profile.shift_mm[1] - 10.0),
+                   magnification=profile.magnification * 0.94)
 
 
 def get_site(modality: str, site: str) -> SiteProfile:
