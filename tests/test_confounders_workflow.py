@@ -41,7 +41,7 @@ BMI_BANDS = [20.0, 22.0, 24.0, 26.0, 28.0, 30.0, 32.0, 34.0]
 CONFIG = {
     "pseudonym_salt": "salt-for-the-confounders-test",
     "training": {"epochs": 8, "batch_size": 16, "patience": 8, "augment": False},
-    "evaluation": {"bootstrap": 200},
+    "evaluation": {"bootstrap": 100},
     "confounders": {
         "cv_folds": 3,
         "estimators": {"logistic": {"grid": {"C": [0.1, 1.0, 10.0]}}},
@@ -165,6 +165,18 @@ def test_a_model_of_one_manufacturer_reads_race_on_the_other_manufacturers_image
     assert f"| cxr | {MAJORITY} | {MINORITY} |" in markdown
 
 
+def test_the_coverage_of_the_patient_variables_is_a_table_and_in_the_markdown(run):
+    coverage = pd.read_csv(run / "results/tables/confounder_variables.csv")
+    assert set(coverage["dataset"]) == {"cxr", "cxr-bmi"}
+    for dataset in ("cxr", "cxr-bmi"):
+        studies = pd.read_parquet(run / f"results/{dataset}/manifest.parquet")["study_id"].nunique()
+        rows = coverage[coverage["dataset"] == dataset].set_index(["variable", "source"])
+        # The synthetic cohort records every BMI in its own table, and no breast density.
+        assert rows.loc[("bmi", "dataset"), "studies"] == studies
+        assert rows.loc[("breast_density", "missing"), "studies"] == studies
+    assert "## Patient variables: studies with each, by source" in (run / "results/tables/confounders.md").read_text()
+
+
 def test_nothing_under_results_names_a_source_file_or_uid(run):
     text = "".join(path.read_text(errors="ignore") for path in (run / "results").rglob("*")
                    if path.is_file() and path.suffix in (".csv", ".md") and "confounders" in str(path))
@@ -191,9 +203,11 @@ def changed_jobs(run: Path, config: dict) -> dict[str, int]:
 
 def test_a_changed_setting_reruns_only_the_jobs_that_read_it(run):
     assert changed_jobs(run, CONFIG) == {}
-    grid = copy.deepcopy(CONFIG)
-    grid["confounders"]["estimators"]["logistic"]["grid"]["C"] = [1.0]
-    assert changed_jobs(run, grid) == {"tabular_model": 3, "score": 3, "confounders_table": 1}
-    sampler = copy.deepcopy(CONFIG)
-    sampler["confounders"]["sampler"] = {"age_bands": [50, 65]}
-    assert changed_jobs(run, sampler) == {"retrain_model": 1, "predict": 1, "score": 1, "confounders_table": 1}
+    # Two settings in one dry run (each Snakemake start costs seconds): the grid reruns the
+    # three logistic models, the sampler the equal-distribution retrain alone (not the
+    # retrain on one manufacturer, which no sampler draws), each with its predict and score.
+    changed = copy.deepcopy(CONFIG)
+    changed["confounders"]["estimators"]["logistic"]["grid"]["C"] = [1.0]
+    changed["confounders"]["sampler"] = {"age_bands": [50, 65]}
+    assert changed_jobs(run, changed) == {"tabular_model": 3, "retrain_model": 1, "predict": 1, "score": 4,
+                                          "confounders_table": 1}
