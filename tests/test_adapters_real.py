@@ -908,7 +908,8 @@ def test_mimic_age_from_unparseable_parts_is_left_as_written():
 def test_mimic_bmi_comes_from_omr_nearest_the_study_within_the_window(mimic_roots):
     _, mimic_iv = mimic_roots
     adapter = mimic(mimic_roots)
-    assert np.isnan(study(adapter.study_table(), "10000001", "50000001")["bmi"])  # no omr, no BMI
+    no_omr = study(adapter.study_table(), "10000001", "50000001")
+    assert np.isnan(no_omr["bmi"]) and no_omr["bmi_source"] == "omr unmatched: no omr table"  # no omr, no BMI
     write_csv(mimic_iv / "hosp/omr.csv.gz", [
         {"subject_id": 10000001, "chartdate": "2151-12-20", "seq_num": 1, "result_name": "BMI (kg/m2)", "result_value": "29.5"},
         {"subject_id": 10000001, "chartdate": "2155-06-10", "seq_num": 1, "result_name": "Height (Inches)", "result_value": "64"},
@@ -919,3 +920,7 @@ def test_mimic_bmi_comes_from_omr_nearest_the_study_within_the_window(mimic_root
     assert study(studies, "10000001", "50000001")["bmi"] == pytest.approx(29.5)
     assert study(studies, "10000001", "50000002")["bmi"] == pytest.approx(703 * 150 / 64**2)
     assert np.isnan(study(studies, "10000002")["bmi"])  # ten years from its study
+    # How each study was matched goes into the manifest (bmi_source) for the coverage table.
+    assert study(studies, "10000001", "50000001")["bmi_source"] == "omr matched: recorded BMI"
+    assert study(studies, "10000001", "50000002")["bmi_source"] == "omr matched: from height and weight"
+    assert study(studies, "10000002")["bmi_source"] == "omr unmatched: no measurement within 30 days"

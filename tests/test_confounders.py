@@ -206,6 +206,84 @@ def test_omr_bmi_is_matched_in_time_and_every_study_is_counted():
     assert counts["studies"].tolist() == [1, 1, 1, 2] and counts["studies"].sum() == len(studies)
     wider, _ = match_omr_bmi(studies, omr, window_days=5000)
     assert wider.set_index("study_id")["bmi"]["c"] == 24
+    # Each study's outcome is in the matched table, so the manifest (bmi_source) can keep it.
+    assert matched["bmi_outcome"].value_counts().to_dict() == dict(zip(counts["outcome"], counts["studies"]))
+
+
+def test_variable_coverage_counts_every_study_by_source():
+    from readrace.confounders.variables import OMR_PREFIX, variable_coverage
+
+    manifest = pd.DataFrame({
+        "patient_id": ["p1", "p1", "p2", "p3", "p4"], "study_id": ["s1", "s1", "s2", "s3", "s4"],
+        "bmi": [31.0, 31.0, 24.0, np.nan, np.nan],
+        "bmi_source": [OMR_PREFIX + "matched: recorded BMI"] * 2 + [OMR_PREFIX + "matched: from height and weight",
+                                                                   OMR_PREFIX + "unmatched: no measurement", None],
+        "breast_density": ["A", "A", None, "C", None],
+    })
+    table = variable_coverage(manifest, "mxr").set_index(["variable", "source"])
+    assert table.loc[("bmi", "omr matched: recorded BMI"), ["studies", "patients", "images"]].tolist() == [1, 1, 2]
+    assert table.loc[("bmi", "omr unmatched: no measurement"), "studies"] == 1
+    assert table.loc[("bmi", "missing"), "studies"] == 1  # no source named, no value
+    assert table.loc[("breast_density", "dataset"), "studies"] == 2
+    for variable in ("bmi", "breast_density"):
+        assert table.loc[variable, "studies"].sum() == 4  # every study once
+    generic = variable_coverage(manifest.drop(columns="bmi_source"), "generic").set_index(["variable", "source"])
+    assert generic.loc[("bmi", "dataset"), "studies"] == 2 and set(generic["dataset"]) == {"generic"}
+
+
+def test_acquisition_by_manufacturer_ids_rows_and_a_clear_error():
+    from readrace.confounders import acquisition
+    from readrace.experiments import confounders
+
+    assert acquisition.slug("GE MEDICAL SYSTEMS") == "ge-medical-systems"
+    retrain = RetrainModel("mxr", "resnet18", acquisition.subset_name("Philips Medical Systems"), 0)
+    assert model(retrain.path) == retrain and retrain.by_manufacturer and not retrain.resampled
+    assert retrain.split_subset("train", "Philips Medical Systems").to_dict()["where"] == {
+        "manufacturer": ["Philips Medical Systems"]}
+    assert retrain.test_subset.to_dict()["where"] == {}  # scored within each manufacturer afterwards
+    with pytest.raises(ValueError, match="manufacturer"):
+        retrain.split_subset("train")
+    manifest = pd.DataFrame({"manufacturer": ["Acme", "Acme", "Zenith"], "split": ["train", "validation", "test"]})
+    assert acquisition.manufacturer_rows(manifest, "train", "Acme", dataset="mxr").mask(manifest).tolist() == [
+        True, False, False]
+    with pytest.raises(ValueError, match=r"manufacturers.mxr: manufacturer 'Acne' .*'Acme', 'Zenith'"):
+        acquisition.manufacturer_rows(manifest, "train", "Acne", dataset="mxr")
+    with pytest.raises(ValueError, match="no image in the train split"):
+        acquisition.manufacturer_rows(manifest, "train", "Zenith", dataset="mxr")
+    config = {"datasets": {"mxr": {"modality": "cxr", "split": {"train": 0.6, "validation": 0.1, "test": 0.3}}},
+              "confounders": {"strata": {"variables": ["bmi"], "bands": {}, "intersections": True, "min_patients": 4}},
+              "experiments": [{"kind": "confounders", "datasets": ["mxr"], "features": [], "estimators": ["logistic"],
+                               "stratify": False, "retrain": [], "archs": ["resnet18"], "seeds": [0, 1],
+                               "manufacturers": {"mxr": ["Philips Medical Systems", "Agfa"]}}]}
+    models = confounders.manufacturer_models(config)
+    assert len(models) == 4 and retrain in models
+    assert confounders.manufacturer_of(config, "mxr", retrain.subset) == "Philips Medical Systems"
+    assert confounders.strata_settings(config, retrain.path)["variables"] == ["manufacturer"]
+    assert confounders.strata_settings(config, "race_detection/mxr/resnet18/none/seed0")["variables"] == ["bmi"]
+    assert paths_of(confounders.strata_files(config)) == {m.path for m in models}
+    block = {**config["experiments"][0], "manufacturers": {"cxp": ["Agfa"], "mxr": ["A g", "a-g"]}}
+    problems = confounders.check(0, block, config)
+    assert any("'cxp' is not one of the block's datasets" in p for p in problems)
+    assert any("share the folder 'a-g'" in p for p in problems)
+
+
+def paths_of(strata_files: list[str]) -> set[str]:
+    return {f.removeprefix("results/confounders/strata/").rsplit("/", 1)[0] for f in strata_files}
+
+
+def test_second_manufacturer_is_off_by_default_and_checked():
+    from readrace.synthetic.sites import SITES, second_manufacturer
+    from readrace.synthetic.spec import CohortSpec
+
+    assert CohortSpec.from_options("cxr", {}).second_manufacturer == 0.0
+    assert CohortSpec.from_options("cxr", {"second_manufacturer": 0.4}).second_manufacturer == 0.4
+    with pytest.raises(ValueError, match="second_manufacturer"):
+        CohortSpec.from_options("cxr", {"second_manufacturer": 1.5})
+    base = SITES["cxr"]["A"]
+    other = second_manufacturer(base)
+    # Another vendor on the same grid: the planted class patterns stay the same.
+    assert other.manufacturer != base.manufacturer and other.shape == base.shape
+    assert (other.photometric, other.bits_stored) != (base.photometric, base.bits_stored)
 
 
 def test_bmi_by_race_plants_a_bmi_confounder_and_is_off_by_default():

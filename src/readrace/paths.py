@@ -66,6 +66,8 @@ SAMPLER_FILE = "sampler.csv"
 CONFOUNDERS_TABLE = "results/tables/confounders.csv"
 CONFOUNDERS_MARKDOWN = "results/tables/confounders.md"
 CONFOUNDERS_FOREST_FIGURE = "results/figures/confounders_strata.png"
+# Coverage of the patient variables (BMI, breast density) of each confounders dataset, by source.
+CONFOUNDER_VARIABLES = "results/tables/confounder_variables.csv"
 
 # Clinical models: internal validation per label, subgroup audit, race probe.
 CLINICAL_TABLE = "results/tables/clinical.csv"

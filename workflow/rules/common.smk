@@ -211,6 +211,16 @@ def retrain_sampler(wildcards):
     return config["confounders"]["sampler"] if wildcards.subset == "equal" else None
 
 
+def retrain_manufacturer(wildcards):
+    """The manufacturer a retrain trains on, as its manifest names it (None: not by manufacturer)."""
+    return confounders.manufacturer_of(config, wildcards.train, wildcards.subset)
+
+
+def stratify_settings(wildcards):
+    """The strata of a stratify job: the config's, or the manufacturers for a model of one."""
+    return confounders.strata_settings(config, wildcards.model)
+
+
 def all_targets():
     targets = [paths.CONFIG_RECORD]
     for name in DATASETS:

@@ -2,7 +2,8 @@
 # variables or pixel histograms, confounders/tabular/{train}/{features}/{estimator}/seed{seed};
 # image models retrained on a subset, confounders/retrain/{train}/{arch}/{subset}/seed{seed}
 # (their predictions and every score come from evaluate.smk); the stratified scores of the
-# race-detection models; and the Table-2 table, its Markdown and the forest plot.
+# race-detection models (and of the models retrained on one manufacturer, within each
+# manufacturer of their test split); and the Table-2 table, its Markdown and the forest plot.
 
 CONFOUNDER_MODELS = MODELS[confounders.NAME]
 TABULAR_DIR = paths.model_dir(confounders.TabularModel.PATH)
@@ -50,10 +51,11 @@ rule retrain_model:
         training=config["training"],
         task=race_task,
         sampler=retrain_sampler,
+        manufacturer=retrain_manufacturer,
     log:
         "logs/retrain_model/confounders/{train}/{arch}/{subset}/seed{seed}.log",
     wildcard_constraints:
-        subset="|".join(confounders.SUBSETS),
+        subset=confounders.SUBSET_WILDCARD,
     threads: EXECUTION["threads"]
     resources:
         mem_mb=per_attempt(16000),
@@ -72,7 +74,7 @@ rule stratify:
     output:
         paths.STRATA,
     params:
-        strata=config["confounders"]["strata"],
+        strata=stratify_settings,
         evaluation=config["evaluation"],
         schema=PREDICTIONS_SCHEMA,
     log:
@@ -91,6 +93,7 @@ rule confounders_table:
         scores=confounders.score_files(CONFOUNDER_MODELS, config),
         image_scores=confounders.image_score_files(config),
         strata=confounders.strata_files(config),
+        manifests=confounders.manifest_files(config),
     output:
         csv=report(
             paths.CONFOUNDERS_TABLE,
@@ -98,11 +101,18 @@ rule confounders_table:
             category="Confounders",
         ),
         markdown=paths.CONFOUNDERS_MARKDOWN,
+        variables=report(
+            paths.CONFOUNDER_VARIABLES,
+            caption="../report/confounder_variables.rst",
+            category="Confounders",
+        ),
         figure=report(
             paths.CONFOUNDERS_FOREST_FIGURE,
             caption="../report/confounders_strata.rst",
             category="Confounders",
         ),
+    params:
+        manufacturers=confounders.manufacturer_names(config),
     log:
         "logs/confounders_table.log",
     localrule: True

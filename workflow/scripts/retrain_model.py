@@ -1,4 +1,4 @@
-"""Job: retrain a race classifier on a subset (confounders: nofinding, equal) and write the
+"""Job: retrain a race classifier on a subset (confounders: nofinding, equal, one manufacturer) and write the
 distributions it was trained on (sampler.csv: target, before and after resampling)."""
 
 import json
@@ -8,6 +8,7 @@ import pandas as pd
 import torch
 
 from readrace.config import execution_settings
+from readrace.confounders.acquisition import manufacturer_rows
 from readrace.confounders.sampler import EqualDistribution, achieved_distribution, sampler_of
 from readrace.experiments.confounders import RetrainModel
 from readrace.logs import job_logging
@@ -21,7 +22,12 @@ with job_logging(snakemake.log[0]) as log:
     task = Task.from_dict(snakemake.params.task)
     manifest = pd.read_parquet(snakemake.input.manifest)
     descriptor = json.loads(open(snakemake.input.descriptor).read())
-    train = model.split_subset("train")
+    manufacturer = snakemake.params.manufacturer
+    if manufacturer is not None:
+        # A name the manifest lacks is an error naming the manufacturers it has.
+        for split in ("train", "validation"):
+            manufacturer_rows(manifest, split, manufacturer, dataset=w.train)
+    train = model.split_subset("train", manufacturer)
     sampler = sampler_of(snakemake.params.sampler, int(w.seed)) if model.resampled else None
     result = train_image_model(
         manifest,
@@ -36,7 +42,7 @@ with job_logging(snakemake.log[0]) as log:
         out_dir=snakemake.output.model.rsplit("/", 1)[0],
         cache_digest=descriptor["cache"]["sha256"],
         train=train,
-        validation=model.split_subset("validation"),
+        validation=model.split_subset("validation", manufacturer),
         resample=sampler,
     )
     rows = task.rows(train.select(manifest))

@@ -6,7 +6,10 @@ Long table, one row per (experiment, model, test dataset, stratum, level, class)
 ``experiment``: ``tabular`` (patient variables), ``pixels`` (intensity histograms),
 ``image`` (the race-detection model, for comparison), ``acquisition`` (that model on the
 other datasets of its group: trained at one site, tested at the others), ``retrain-nofinding``,
-``retrain-equal``, ``stratified``. ``features``: the feature set, the retraining subset, or
+``retrain-equal``, ``manufacturer`` (a model retrained on one manufacturer's images: on the
+whole test split, stratum ``all``, and within each manufacturer's test images),
+``stratified``. ``train_manufacturer`` and ``test_manufacturer`` (empty elsewhere) say which
+manufacturer trained and which tested. ``features``: the feature set, the retraining subset, or
 ``image``; ``stratifier`` and ``stratum`` (``all`` outside stratified rows); ``model``: the
 estimator or architecture; ``model_id``; ``auc``, ``ci_low``, ``ci_high`` (empty when
 ``too_small``); ``patients``, ``images``; ``patients_by_class``.
@@ -15,18 +18,24 @@ estimator or architecture; ``model_id``; ``auc``, ``ci_low``, ``ci_high`` (empty
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from readrace.confounders.acquisition import is_manufacturer_subset
 from readrace.confounders.features import feature_set
 
 TABLE_COLUMNS: tuple[str, ...] = (
     "experiment", "train_dataset", "test_dataset", "features", "stratifier", "stratum", "model", "model_id",
     "level", "class", "auc", "ci_low", "ci_high", "too_small", "patients", "images", "patients_by_class",
+    "train_manufacturer", "test_manufacturer",
 )
+
+
+def _by_manufacturer(row: pd.Series) -> bool:
+    return row["kind"] == "confounders" and is_manufacturer_subset(str(row.get("subset", "")))
 
 
 def _experiment(row: pd.Series) -> tuple[str, str, str]:
@@ -38,10 +47,12 @@ def _experiment(row: pd.Series) -> tuple[str, str, str]:
     if "estimator" in row and isinstance(row.get("estimator"), str):
         kind = "pixels" if feature_set(row["features"]).needs_images else "tabular"
         return kind, row["features"], row["estimator"]
+    if _by_manufacturer(row):
+        return "manufacturer", row["subset"], row["arch"]
     return f"retrain-{row['subset']}", row["subset"], row["arch"]
 
 
-def _long(scores: pd.DataFrame) -> pd.DataFrame:
+def _long(scores: pd.DataFrame, manufacturers: Mapping[str, Mapping[str, str]]) -> pd.DataFrame:
     named = scores.apply(_experiment, axis=1, result_type="expand")
     out = pd.DataFrame({
         "experiment": named[0], "train_dataset": scores["train_dataset"], "test_dataset": scores["test_dataset"],
@@ -57,26 +68,44 @@ def _long(scores: pd.DataFrame) -> pd.DataFrame:
                                                      for c, v in r.items() if pd.notna(v)), axis=1)
         if by_class else ""
     )
+    by_manufacturer = (named[0] == "manufacturer").to_numpy()
+    out["train_manufacturer"] = [manufacturers.get(d, {}).get(subset, subset) if m else ""
+                                 for d, subset, m in zip(out["train_dataset"], named[1], by_manufacturer)]
+    out["test_manufacturer"] = [_tested_manufacturer(stratum) if m else ""
+                                for stratum, m in zip(out["stratum"], by_manufacturer)]
     return out
 
 
+def _tested_manufacturer(stratum: str) -> str:
+    """``manufacturer=X`` -> X; the whole test split (stratum ``all``) -> ``all``."""
+    return stratum.removeprefix("manufacturer=") if stratum.startswith("manufacturer=") else "all"
+
+
 def gather_confounders(scores: Iterable[str | Path], image_scores: Iterable[str | Path],
-                       strata: Iterable[str | Path]) -> pd.DataFrame:
+                       strata: Iterable[str | Path],
+                       manufacturers: Mapping[str, Mapping[str, str]] | None = None) -> pd.DataFrame:
     """The long table from the score files of the tabular and retrained models, the image
-    models' score files, and the stratified score files."""
-    frames = [_long(pd.read_csv(path)) for path in [*scores, *image_scores]]
+    models' score files, and the stratified score files. ``manufacturers``: dataset ->
+    retrain subset -> the manufacturer's name (the ids spell only its slug)."""
+    manufacturers = manufacturers or {}
+    frames = [_long(pd.read_csv(path), manufacturers) for path in [*scores, *image_scores]]
     for path in strata:
         table = pd.read_csv(path)
-        long = _long(table)
-        long["experiment"] = "stratified"
+        long = _long(table, manufacturers)
+        if (long["experiment"] == "manufacturer").all():
+            # Its unstratified score is already the score file's row.
+            long = long[long["stratifier"] == "manufacturer"]
+        else:
+            long["experiment"] = "stratified"
         frames.append(long)
     if not frames:
         return pd.DataFrame(columns=list(TABLE_COLUMNS))
     table = pd.concat(frames, ignore_index=True)[list(TABLE_COLUMNS)]
-    order = {"tabular": 0, "pixels": 1, "image": 2, "acquisition": 3, "retrain-nofinding": 4, "retrain-equal": 5,
-             "stratified": 6}
+    order = {"tabular": 0, "pixels": 1, "image": 2, "acquisition": 3, "manufacturer": 4, "retrain-nofinding": 5,
+             "retrain-equal": 6, "stratified": 7}
     table = table.assign(_order=table["experiment"].map(order).fillna(9))
-    return table.sort_values(["_order", "train_dataset", "test_dataset", "features", "model_id"], kind="stable") \
+    return table.sort_values(["_order", "train_dataset", "test_dataset", "features", "model_id", "test_manufacturer"],
+                             kind="stable") \
         .drop(columns="_order").reset_index(drop=True)
 
 
@@ -98,9 +127,11 @@ def _primary(table: pd.DataFrame) -> pd.DataFrame:
     return macro[macro["level"] == first]
 
 
-def render_markdown(table: pd.DataFrame) -> str:
+def render_markdown(table: pd.DataFrame, coverage: pd.DataFrame | None = None) -> str:
     """Table 2 of the paper, from the long table: macro AUCs (95 % patient-bootstrap
-    intervals) at the level the model sees."""
+    intervals) at the level the model sees; with ``coverage``
+    (:func:`readrace.confounders.variables.variable_coverage`), how many studies have each
+    patient variable, by source."""
     rows = _primary(table)
     image = rows[rows["experiment"] == "image"]
     image_auc = {d: _cell(g.iloc[0]) for d, g in image.groupby("train_dataset")}
@@ -123,6 +154,24 @@ def render_markdown(table: pd.DataFrame) -> str:
         for _, row in retrain.iterrows():
             lines.append(f"| {row['train_dataset']} | {row['features']} | {row['test_dataset']} | {_cell(row)} | "
                          f"{image_auc.get(row['train_dataset'], 'n/a')} |")
+    by_manufacturer = rows[rows["experiment"] == "manufacturer"]
+    if len(by_manufacturer):
+        lines += ["", "## Acquisition by manufacturer: retrained on one manufacturer's images", "",
+                  "Tested on the dataset's test split: all of it, and each manufacturer's images.", "",
+                  "| Dataset | Trained on manufacturer | Tested on manufacturer | Patients by race | AUC |",
+                  "|---|---|---|---|---|"]
+        for _, row in by_manufacturer.iterrows():
+            lines.append(f"| {row['train_dataset']} | {row['train_manufacturer']} | {row['test_manufacturer']} | "
+                         f"{row['patients_by_class'] or row['patients']} | {_cell(row)} |")
+    if coverage is not None and len(coverage):
+        lines += ["", "## Patient variables: studies with each, by source", "",
+                  "BMI matched in MIMIC-IV omr says how (recorded, from height and weight) or why not; "
+                  "dataset: the dataset's own column.", "",
+                  "| Dataset | Variable | Source | Studies | Share of studies | Patients | Images |",
+                  "|---|---|---|---|---|---|---|"]
+        for _, row in coverage.iterrows():
+            lines.append(f"| {row['dataset']} | {row['variable']} | {row['source']} | {row['studies']} | "
+                         f"{row['share_of_studies']:.1%} | {row['patients']} | {row['images']} |")
     strata = rows[rows["experiment"] == "stratified"]
     if len(strata):
         lines += ["", "## Image models within strata (no retraining)", "",

@@ -21,6 +21,8 @@ BMI_NAME = "BMI (kg/m2)"
 HEIGHT_NAME = "Height (Inches)"
 WEIGHT_NAME = "Weight (Lbs)"
 OMR_COLUMNS: tuple[str, ...] = ("subject_id", "chartdate", "seq_num", "result_name", "result_value")
+#: A manifest's ``bmi_source`` of a BMI matched in omr: this prefix and the match's outcome.
+OMR_PREFIX = "omr "
 #: Plausible BMI values (the manifest schema's bounds); others are measurement errors.
 BMI_RANGE = (5.0, 100.0)
 
@@ -58,8 +60,9 @@ def match_omr_bmi(studies: pd.DataFrame, omr: pd.DataFrame, window_days: int) ->
 
     ``studies``: subject_id, study_id, StudyDate (YYYYMMDD). Returns (one row per study:
     subject_id, study_id, bmi, bmi_days (signed: measurement minus study date), bmi_source;
-    NaN where unmatched) and the counts table (outcome, studies): matched recorded, matched
-    from height and weight, no measurement within the window, no measurement at all. A tie
+    NaN where unmatched; bmi_outcome, one of the counts' outcomes) and the counts table
+    (outcome, studies): matched recorded, matched from height and weight, no measurement
+    within the window, no measurement at all. A tie
     in distance takes the earlier measurement (it could not depend on the image).
     """
     if window_days < 0:
@@ -75,11 +78,42 @@ def match_omr_bmi(studies: pd.DataFrame, omr: pd.DataFrame, window_days: int) ->
     out = keys[["subject_id", "study_id"]].merge(best, on="study_id", how="left").rename(columns={"source": "bmi_source"})
     measured = set(measurements["subject_id"])
     unmatched = out["bmi"].isna()
-    counts = pd.DataFrame({
-        "outcome": ["matched: recorded BMI", "matched: from height and weight",
-                    f"unmatched: no measurement within {window_days} days", "unmatched: no measurement"],
-        "studies": [int((out["bmi_source"] == "recorded").sum()), int((out["bmi_source"] == "height-weight").sum()),
-                    int((unmatched & out["subject_id"].isin(measured)).sum()),
-                    int((unmatched & ~out["subject_id"].isin(measured)).sum())],
-    })
+    outcomes = ["matched: recorded BMI", "matched: from height and weight",
+                f"unmatched: no measurement within {window_days} days", "unmatched: no measurement"]
+    out["bmi_outcome"] = np.select(
+        [out["bmi_source"] == "recorded", out["bmi_source"] == "height-weight",
+         unmatched & out["subject_id"].isin(measured)], outcomes[:3], outcomes[3])
+    counts = pd.DataFrame({"outcome": outcomes,
+                           "studies": [int((out["bmi_outcome"] == o).sum()) for o in outcomes]})
     return out, counts
+
+
+#: Columns of the coverage table (results/tables/confounder_variables.csv).
+COVERAGE_COLUMNS: tuple[str, ...] = ("dataset", "variable", "source", "studies", "patients", "images",
+                                     "share_of_studies")
+
+
+def variable_coverage(manifest: pd.DataFrame, dataset: str) -> pd.DataFrame:
+    """How many studies, patients and images of ``dataset`` have each patient variable, by
+    source: ``bmi`` and ``breast_density``. A BMI's source is the manifest's ``bmi_source``
+    (an adapter's match, e.g. MIMIC-IV omr: recorded, from height and weight, or why none),
+    else ``dataset`` (its own column) where present and ``missing`` where not; a density's is
+    ``dataset`` or ``missing``. Every study is in exactly one row per variable."""
+    rows = []
+    n_studies = manifest["study_id"].nunique()
+    for variable in ("bmi", "breast_density"):
+        values = manifest[variable] if variable in manifest else pd.Series(np.nan, index=manifest.index)
+        source = pd.Series(np.where(values.notna(), "dataset", "missing"), index=manifest.index, dtype=object)
+        if variable == "bmi" and "bmi_source" in manifest:
+            named = manifest["bmi_source"]
+            source = named.where(named.notna(), source).astype(object)
+        # A study's variable is one value: the source of its first image speaks for it.
+        first = ~manifest["study_id"].duplicated()
+        by_study = pd.Series(source[first].to_numpy(), index=manifest.loc[first, "study_id"])
+        for name in sorted(set(source)):
+            studies = by_study[by_study == name].index
+            images = manifest["study_id"].isin(studies)
+            rows.append({"dataset": dataset, "variable": variable, "source": name, "studies": len(studies),
+                         "patients": manifest.loc[images, "patient_id"].nunique(), "images": int(images.sum()),
+                         "share_of_studies": len(studies) / n_studies if n_studies else np.nan})
+    return pd.DataFrame(rows, columns=list(COVERAGE_COLUMNS))

@@ -29,6 +29,7 @@ MANIFEST_COLUMNS: tuple[str, ...] = (
     "sex",
     "age",
     "bmi",
+    "bmi_source",
     "breast_density",
     *FINDINGS,
     "manufacturer",

@@ -211,6 +211,7 @@ def _row(
         "race": record["race"],
         "sex": record.get("sex"),
         "breast_density": record.get("breast_density"),
+        "bmi_source": record.get("bmi_source") if isinstance(record.get("bmi_source"), str) else None,
         "manufacturer": header.manufacturer or None,
         "slice_index": slice_index,
         "frame": frame,

@@ -37,7 +37,7 @@ from readrace.synthetic.dicom_writer import (
 )
 from readrace.synthetic.population import PATIENT_COLUMNS, sample_records, study_columns
 from readrace.synthetic.signal import class_patterns, region_weight
-from readrace.synthetic.sites import SiteProfile, get_site, stored_from_truth
+from readrace.synthetic.sites import SiteProfile, get_site, second_manufacturer, stored_from_truth
 from readrace.synthetic.spec import CohortSpec, parse_region
 
 #: RMS of the planted pattern at strength 1, before region masking: about 1.5 % of the
@@ -62,6 +62,7 @@ STREAM_ANATOMY = 3
 STREAM_JITTER = 4
 STREAM_BROKEN = 5
 STREAM_ATYPICAL = 6
+STREAM_MANUFACTURER = 7
 
 _MAMMO_VIEWS = (("R", "CC"), ("L", "CC"), ("R", "MLO"), ("L", "MLO"))
 _BROKEN_SERIES = 91  # series/instance numbers of the broken objects
@@ -328,11 +329,19 @@ def generate_cohort(spec: CohortSpec, out_dir: str | Path, progress: bool = True
     study_writer = {"cxr": writer.cxr_study, "ct": writer.ct_study,
                     "mammo": writer.mammo_study}[spec.modality]
 
+    second = _second_manufacturer(patients, spec)
+    profiles = {False: profile, True: second_manufacturer(profile)}
     studies_of = studies.groupby("PatientID", sort=False)
-    for patient in tqdm(patients.to_dict("records"), disable=not progress,
-                        desc=f"synthetic {spec.modality} site {spec.site}", unit="patient"):
+    for patient, by_second in tqdm(zip(patients.to_dict("records"), second), disable=not progress, total=len(patients),
+                                   desc=f"synthetic {spec.modality} site {spec.site}", unit="patient"):
+        writer.profile = profiles[bool(by_second)]
         for study in studies_of.get_group(patient["PatientID"]).to_dict("records"):
             study_writer(patient, study)
+    writer.profile = profile
+    if spec.second_manufacturer > 0:
+        pd.DataFrame({"PatientID": patients["PatientID"],
+                      "manufacturer": [profiles[bool(b)].manufacturer for b in second]}).to_csv(
+            out / "manufacturers.csv", index=False)
     if spec.broken_files:
         writer.broken_files(patients, studies)
 
@@ -341,6 +350,15 @@ def generate_cohort(spec: CohortSpec, out_dir: str | Path, progress: bool = True
     pd.DataFrame(writer.rows, columns=list(TRUTH_COLUMNS)).to_csv(out / "truth.csv", index=False)
     # Return what readers of truth.csv see (empty cells as NaN), not a lookalike.
     return pd.read_csv(out / "truth.csv")
+
+
+def _second_manufacturer(patients: pd.DataFrame, spec: CohortSpec) -> np.ndarray:
+    """Whether the second manufacturer writes each patient's images: a share of the patients,
+    drawn from a stream of its own (none at share 0, without a draw, so that the default
+    cohort's bytes do not change)."""
+    if spec.second_manufacturer <= 0:
+        return np.zeros(len(patients), dtype=bool)
+    return _rng(spec.seed, STREAM_MANUFACTURER).random(len(patients)) < spec.second_manufacturer
 
 
 def _signal_race(patient: dict[str, Any]) -> str:

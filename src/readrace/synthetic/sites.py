@@ -18,7 +18,7 @@ decoder recovers the intended intensity:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from pydicom import uid
@@ -157,6 +157,31 @@ SITES: dict[str, dict[str, SiteProfile]] = {
         ),
     },
 }
+
+
+#: The second manufacturer of a site (CohortSpec.second_manufacturer): another vendor's
+#: detector at the same hospital, with its own bit depth, photometric interpretation,
+#: transfer syntax and patient positioning, on the same pixel grid (so that the planted class
+#: patterns, fixed on the grid, are the same). Its stored range is the base's share of its
+#: own bit depth, so that a correct decoder brings both to the same intensities: what differs
+#: after decoding is the positioning. CT keeps its grid and HU map: only the names and the
+#: rescale intercept differ.
+SECOND_MANUFACTURER = "Fabrikam Diagnostics"
+
+
+def second_manufacturer(profile: SiteProfile) -> SiteProfile:
+    """``profile`` as the second manufacturer of its site writes it."""
+    names = {"manufacturer": SECOND_MANUFACTURER, "model_name": f"FD-{profile.dicom_modality} 900"}
+    if profile.signed:
+        return replace(profile, **names, rescale_intercept=-1000.0)
+    bits = 14 if profile.bits_stored != 14 else 12
+    scale = ((1 << bits) - 1) / profile.max_stored
+    inverted = "MONOCHROME2" if profile.photometric == "MONOCHROME1" else "MONOCHROME1"
+    return replace(profile, **names, bits_stored=bits, photometric=inverted,
+                   stored_low=round(profile.stored_low * scale), stored_high=round(profile.stored_high * scale),
+                   rescale_slope=1.0, rescale_intercept=0.0, transfer_syntax=uid.ExplicitVRLittleEndian,
+                   shift_mm=(profile.shift_mm[0] - 4.0, profile.shift_mm[1] - 8.0),
+                   magnification=profile.magnification * 0.97)
 
 
 def get_site(modality: str, site: str) -> SiteProfile:

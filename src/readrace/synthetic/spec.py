@@ -149,7 +149,7 @@ def _validate_bands(bands: Any) -> tuple[tuple[float, float], ...]:
 
 
 _COHORT_KEYS = ("site", "patients", "seed", "broken_files", "write_truth", "signal", "bmi_by_race",
-                "faint_findings", "atypical")
+                "faint_findings", "atypical", "second_manufacturer")
 _ATYPICAL_KEYS = ("patients", "artefact", "flip_label")
 
 
@@ -198,8 +198,14 @@ class CohortSpec:
     #: as before (the default cohort's bytes do not change).
     faint_findings: tuple[str, float] | None = None
     atypical: AtypicalSpec = field(default_factory=AtypicalSpec)
+    #: Share of the patients (0..1) whose images a second manufacturer of the site writes
+    #: (readrace.synthetic.sites.second_manufacturer); 0 (default) writes every image as before.
+    second_manufacturer: float = 0.0
 
     def __post_init__(self) -> None:
+        share = self.second_manufacturer
+        if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
+            raise SpecError("second_manufacturer", f"second_manufacturer must be a share in [0, 1], got {share!r}")
         if self.bmi_by_race is not None:
             if isinstance(self.bmi_by_race, Mapping):
                 object.__setattr__(self, "bmi_by_race", tuple(sorted(self.bmi_by_race.items())))

@@ -19,8 +19,9 @@ Only the views of the option ``views`` (default AP, PA) are kept.
 
 BMI: where ``mimic_iv_root`` has ``hosp/omr``, each study gets the BMI measured nearest to its
 StudyDate within ``bmi_window_days`` (default 365), recorded or from height and weight
-(:func:`readrace.confounders.variables.match_omr_bmi`); the job's log counts the studies
-matched and unmatched. Without omr the studies have no BMI.
+(:func:`readrace.confounders.variables.match_omr_bmi`); the manifest's ``bmi_source`` says
+how each was matched or why not, and the confounders' coverage table
+(results/tables/confounder_variables.csv) counts them. Without omr the studies have no BMI.
 """
 
 from __future__ import annotations
@@ -136,25 +137,29 @@ class MimicCxrAdapter(DatasetAdapter):
         studies = studies.merge(patients, on="subject_id", how="left", validate="many_to_one")
         studies["age"] = age_at_study(studies["anchor_age"], studies["anchor_year"], studies["StudyDate"])
         studies["sex"] = studies["gender"].map(map_sex).astype(object)
-        studies["bmi"] = self._bmi(studies)
+        studies["bmi"], studies["bmi_source"] = self._bmi(studies)
         studies = studies.rename(columns={"subject_id": "patient_key", "study_id": "study_key"})
-        keep = ["patient_key", "study_key", "race", "ethnicity", "sex", "age", "exclusion", "bmi", *FINDINGS]
+        keep = ["patient_key", "study_key", "race", "ethnicity", "sex", "age", "exclusion", "bmi", "bmi_source",
+                *FINDINGS]
         return studies[keep]
 
-    def _bmi(self, studies: pd.DataFrame) -> pd.Series:
-        """The BMI of each study from MIMIC-IV omr (NaN without the table or a match)."""
-        from readrace.confounders.variables import OMR_COLUMNS, match_omr_bmi
+    def _bmi(self, studies: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+        """The BMI of each study from MIMIC-IV omr (NaN without the table or a match) and how
+        it was matched (``omr {outcome}`` of :func:`readrace.confounders.variables.match_omr_bmi`), which the manifest
+        keeps so that the confounders' coverage table counts it."""
+        from readrace.confounders.variables import OMR_COLUMNS, OMR_PREFIX, match_omr_bmi
 
         try:
             path = find_table(Path(self.options["mimic_iv_root"]) / "hosp", "omr")
         except DatasetError:
             log.warning("%s: no MIMIC-IV hosp/omr table; the studies have no BMI", self.name)
-            return pd.Series(np.nan, index=studies.index)
+            return pd.Series(np.nan, index=studies.index), pd.Series(f"{OMR_PREFIX}unmatched: no omr table", index=studies.index)
         omr = read_table(path, OMR_COLUMNS, dtype={"subject_id": str, "result_value": str})
         matched, counts = match_omr_bmi(studies[["subject_id", "study_id", "StudyDate"]], omr, self.bmi_window_days)
         for outcome, n in zip(counts["outcome"], counts["studies"]):
             log.info("%s: BMI from omr, %s: %d studies", self.name, outcome, n)
-        return pd.Series(matched["bmi"].to_numpy(), index=studies.index)
+        sources = OMR_PREFIX + matched["bmi_outcome"]
+        return pd.Series(matched["bmi"].to_numpy(), index=studies.index), pd.Series(sources.to_numpy(), index=studies.index)
 
     def file_table(self) -> pd.DataFrame:
         metadata = self._metadata()
