@@ -38,6 +38,26 @@ def test_binormal_matches_empirical_and_the_closed_form():
     assert m.empirical_auc(np.array([[1.0, 2.0]]), np.array([[1.0, 0.0]]))[0] == pytest.approx(0.875)
 
 
+def test_risk_ranks_by_the_gap_where_the_own_spread_is_not_estimable():
+    """With 2 models a side, a record whose margins happen to agree gets a huge own-spread
+    separation (and the empirical AUC ties at 1 for many records); the pooled-variance risk
+    ranks by the IN-OUT gap on the audit's common scale, and its AUC stays below 1."""
+    rng = np.random.default_rng(0)
+    inside = rng.normal(0.0, 1.0, (200, 2))
+    outside = rng.normal(0.0, 1.0, (200, 2))
+    inside[0], outside[0] = [1.0, 1.001], [0.0, 0.001]  # gap 1, almost no own spread
+    inside[1], outside[1] = [6.0, 4.0], [-4.0, -6.0]  # gap 10, ordinary spread
+    assert m.separation(inside, outside)[0] > m.separation(inside, outside)[1]
+    risk = m.pooled_separation(inside, outside)
+    assert risk.argmax() == 1 and risk[0] < np.sort(risk)[-5]
+    table = m.record_aucs(np.concatenate([inside, outside], axis=1), np.repeat([[True, True, False, False]], 200, axis=0))
+    assert table["risk"].to_numpy() == pytest.approx(risk)
+    assert table.loc[1, "risk_auc"] == pytest.approx(stats.norm.cdf(risk[1])) and table.loc[1, "risk_auc"] < 1.0
+    records = table.assign(patient_id=[f"p{k // 2}" for k in range(200)], image_id=[f"i{k:03d}" for k in range(200)])
+    patients = m.patient_risk(records)
+    assert patients.loc[0, "patient_id"] == "p0" and patients.loc[0, "most_exposed_image"] == "i001"
+
+
 def test_record_aucs_need_a_balanced_design():
     member = design(10, 4)
     member[0] = [True, True, True, False]
@@ -90,7 +110,7 @@ def test_tpr_at_low_fpr_reports_its_points():
 
 def test_disparity_counts_residuals_and_tests():
     patients = pd.DataFrame({"patient_id": [f"{k:016x}" for k in range(100)],
-                             "race": ["Black"] * 20 + ["White"] * 80, "auc_binormal": np.linspace(1, 0.5, 100)})
+                             "race": ["Black"] * 20 + ["White"] * 80, "risk": np.linspace(3, 0, 100)})
     top = m.exposed(patients, 0.1)
     assert top.sum() == 10 and top[:10].all()
     groups, tests = m.disparity(patients, top, ["race"])

@@ -87,6 +87,7 @@ MEMBERSHIP_SUMMARY = "results/tables/membership_summary.md"
 MEMBERSHIP_SURVIVAL_FIGURE = "results/figures/membership_survival.png"
 MEMBERSHIP_DISPARITY_FIGURE = "results/figures/membership_disparity.png"
 MEMBERSHIP_DP_FIGURE = "results/figures/membership_dp.png"
+MEMBERSHIP_CAPACITY_FIGURE = "results/figures/membership_capacity.png"
 
 CONFIG_RECORD = "results/config.yaml"
 

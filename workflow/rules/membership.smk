@@ -94,9 +94,12 @@ rule membership_report:
         disparity=report(paths.MEMBERSHIP_DISPARITY_FIGURE, caption="../report/membership_disparity.rst",
                          category="Membership privacy"),
         dp=report(paths.MEMBERSHIP_DP_FIGURE, caption="../report/membership_dp.rst", category="Membership privacy"),
+        capacity=report(paths.MEMBERSHIP_CAPACITY_FIGURE, caption="../report/membership_capacity.rst",
+                        category="Membership privacy"),
     params:
         audits=[audit.path for audit in membership.audits(MEMBERSHIP_MODELS)],
         n_exposed=20,
+        arch_classes=membership.arch_classes(MEMBERSHIP_MODELS, config),
     log:
         "logs/membership_report.log",
     localrule: True

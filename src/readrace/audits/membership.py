@@ -10,7 +10,15 @@ Per-record risk
     with ``d = (mu_in - mu_out) / sqrt((s_in^2 + s_out^2) / 2)``), the AUC of two Gaussians
     with those means and SDs (sample SDs, ddof=1, floored at :data:`MIN_SD`). The
     **empirical** AUC is the Mann-Whitney statistic ``P(IN > OUT) + P(IN = OUT) / 2`` over
-    the N/2 x N/2 pairs. A patient's risk is the maximum over its records.
+    the N/2 x N/2 pairs. Both rest on the record's own spread, which N/2 models estimate
+    badly at small N (2 per side at N = 4): an ordinary record whose two margins happen to
+    agree gets a huge separation, and the empirical AUC ties at 1 for every record whose IN
+    margins all beat its OUT ones. The **risk** that ranks records and patients is therefore
+    the separation under a *pooled* within-side variance (LiRA's global variance):
+    ``risk = (mu_in - mu_out) / sqrt(S_in^2 + S_out^2)``, with ``S_side^2`` the record-wise
+    within-side variances averaged over the pool, and ``risk_auc = Phi(risk)`` its binormal
+    AUC. It does not saturate before the margins do, and an audit's risks share one scale.
+    A patient's risk is the maximum over its records; exposed: ``risk_auc >= exposed_auc``.
 
 Aggregate attacks, leave one model out
     Each model in turn is the target; the others are the shadows of the attack, so no
@@ -114,6 +122,15 @@ def separation(inside: np.ndarray, outside: np.ndarray) -> np.ndarray:
     return (inside.mean(axis=1) - outside.mean(axis=1)) / np.hypot(sd_in, sd_out)
 
 
+def pooled_separation(inside: np.ndarray, outside: np.ndarray) -> np.ndarray:
+    """``(mu_in - mu_out) / sqrt(S_in^2 + S_out^2)`` row by row, ``S_side^2`` the mean over
+    rows of the within-row variances (ddof=1): the record's gap on the audit's common scale
+    of model-to-model spread (the per-record risk; see the module's docstring)."""
+    pooled_in = max(float(np.sqrt(inside.var(axis=1, ddof=1).mean())), MIN_SD)
+    pooled_out = max(float(np.sqrt(outside.var(axis=1, ddof=1).mean())), MIN_SD)
+    return (inside.mean(axis=1) - outside.mean(axis=1)) / np.hypot(pooled_in, pooled_out)
+
+
 def binormal_auc(inside: np.ndarray, outside: np.ndarray) -> np.ndarray:
     """``Phi((mu_in - mu_out) / sqrt(s_in^2 + s_out^2))`` row by row (``(R, k)`` arrays)."""
     return stats.norm.cdf(separation(inside, outside))
@@ -138,6 +155,7 @@ def record_aucs(margin: np.ndarray, member: np.ndarray) -> pd.DataFrame:
     inside, outside = ordered[:, :k], ordered[:, k:]
     return pd.DataFrame({"auc_binormal": binormal_auc(inside, outside), "auc_empirical": empirical_auc(inside, outside),
                          "separation": separation(inside, outside),
+                         "risk": (risk := pooled_separation(inside, outside)), "risk_auc": stats.norm.cdf(risk),
                          "margin_in": inside.mean(axis=1), "margin_out": outside.mean(axis=1)})
 
 
@@ -148,11 +166,10 @@ def random_membership(n_records: int, n_models: int, seed: int) -> np.ndarray:
     return keys.argsort(axis=1).argsort(axis=1) < n_models // 2
 
 
-def patient_risk(records: pd.DataFrame, column: str = "auc_binormal") -> pd.DataFrame:
-    """A patient's risk: the maximum of ``column`` over its records (and which record);
-    patients rank by it, then by the separation (where the binormal AUC saturates)."""
-    keys = [column, "separation"] if column == "auc_binormal" else [column]
-    top = records.sort_values([*keys, "image_id"], ascending=[*[False] * len(keys), True]).drop_duplicates("patient_id")
+def patient_risk(records: pd.DataFrame, column: str = "risk") -> pd.DataFrame:
+    """A patient's risk: its record with the largest ``column`` (ties by image id); patients
+    ranked by it, most exposed first."""
+    top = records.sort_values([column, "image_id"], ascending=[False, True]).drop_duplicates("patient_id")
     return top.rename(columns={"image_id": "most_exposed_image"}).reset_index(drop=True)
 
 
@@ -282,11 +299,10 @@ def age_band(age: pd.Series, edges: list[int]) -> pd.Series:
     return pd.cut(age, [-np.inf, *edges, np.inf], right=False, labels=labels).astype(str).where(age.notna())
 
 
-def exposed(patients: pd.DataFrame, top_fraction: float, column: str = "auc_binormal") -> pd.Series:
-    """The ``top_fraction`` most exposed patients (at least one; ties broken by id)."""
+def exposed(patients: pd.DataFrame, top_fraction: float, column: str = "risk") -> pd.Series:
+    """The ``top_fraction`` most exposed patients by ``column`` (at least one; ties by id)."""
     n_top = max(1, int(round(top_fraction * len(patients))))
-    keys = [column, "separation"] if column == "auc_binormal" and "separation" in patients else [column]
-    order = patients.sort_values([*keys, "patient_id"], ascending=[*[False] * len(keys), True]).index[:n_top]
+    order = patients.sort_values([column, "patient_id"], ascending=[False, True]).index[:n_top]
     return patients.index.isin(order)
 
 
@@ -335,6 +351,8 @@ def audit(scores: pd.DataFrame, manifest: pd.DataFrame, images: np.ndarray, *, t
     records["control_auc_binormal"] = control["auc_binormal"].to_numpy()
     records["control_auc_empirical"] = control["auc_empirical"].to_numpy()
     records["control_separation"] = control["separation"].to_numpy()
+    records["control_risk"] = control["risk"].to_numpy()
+    records["control_risk_auc"] = control["risk_auc"].to_numpy()
     info = manifest.set_index("image_id")
     for column in ("race", "sex", "age", "view", "split", "cache_index"):
         if column in info:
@@ -360,8 +378,9 @@ def audit(scores: pd.DataFrame, manifest: pd.DataFrame, images: np.ndarray, *, t
         "control_mean_auc_binormal": records["control_auc_binormal"].mean(),
         "control_mean_auc_empirical": records["control_auc_empirical"].mean(),
         "exposed_auc": exposed_auc,
-        "exposed_share": float((patients["auc_binormal"] >= exposed_auc).mean()),
-        "control_exposed_share": float((patient_risk(records, "control_auc_binormal")["control_auc_binormal"] >= exposed_auc).mean()),
+        "mean_risk_auc": records["risk_auc"].mean(), "control_mean_risk_auc": records["control_risk_auc"].mean(),
+        "exposed_share": float((patients["risk_auc"] >= exposed_auc).mean()),
+        "control_exposed_share": float((patient_risk(records, "control_risk")["control_risk_auc"] >= exposed_auc).mean()),
     }
     return {"records": records, "patients": patients, "attacks": pd.concat([attacks, control_attacks], ignore_index=True),
             "summary": pd.DataFrame([summary])}

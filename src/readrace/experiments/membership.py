@@ -208,9 +208,18 @@ def report_inputs(models: list[MembershipModel]) -> dict[str, list[str]]:
             "utility": [utility_scores(a) for a in found]}
 
 
+def arch_classes(models: list[MembershipModel], config: dict[str, Any]) -> dict[str, int]:
+    """Per architecture of the audits, the number of classes of its (first) dataset's task:
+    what the report needs to count the network's parameters."""
+    out: dict[str, int] = {}
+    for audit in audits(models):
+        out.setdefault(audit.arch, len(task(config, audit.train).classes))
+    return out
+
+
 def targets(models: list[MembershipModel], config: dict[str, Any]) -> list[str]:
     return [paths.MEMBERSHIP_TABLE, paths.MEMBERSHIP_SUMMARY, paths.MEMBERSHIP_SURVIVAL_FIGURE,
-            paths.MEMBERSHIP_DISPARITY_FIGURE, paths.MEMBERSHIP_DP_FIGURE]
+            paths.MEMBERSHIP_DISPARITY_FIGURE, paths.MEMBERSHIP_DP_FIGURE, paths.MEMBERSHIP_CAPACITY_FIGURE]
 
 
 KIND = ExperimentKind(name=NAME, coordinates=coordinates, check=check, targets=targets,

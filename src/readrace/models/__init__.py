@@ -184,6 +184,11 @@ class SmallCNN(nn.Module):
         return self.fc(torch.flatten(self.pool(self.features(x)), 1))
 
 
+def parameter_count(arch: str, n_classes: int) -> int:
+    """The number of trainable parameters of ``build_model(arch, n_classes)`` (no weights read)."""
+    return sum(p.numel() for p in build_model(arch, n_classes).parameters() if p.requires_grad)
+
+
 def build_group_norm_model(arch: str, n_classes: int, pretrained: str | None = None) -> nn.Module:
     """:func:`build_model` with every BatchNorm replaced as opacus requires for DP-SGD
     (``opacus.validators.ModuleValidator.fix``: GroupNorm with min(32, C) groups), whose
