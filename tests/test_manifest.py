@@ -61,3 +61,15 @@ def test_missing_required_column_and_bad_cache_index():
         validate_manifest(manifest, MANIFEST_SCHEMA)
     assert "sex: required column is missing" in str(info.value)
     assert "cache_index: must be a permutation" in str(info.value)
+
+
+def test_a_mask_sets_manifest_has_no_race():
+    """A lung-mask set (dataset setting mask_set) records no race: missing in every row is
+    what its manifest must have, and a race value in it is an error."""
+    manifest = _manifest().assign(race=None)
+    validate_manifest(manifest, MANIFEST_SCHEMA, mask_set=True)
+    with pytest.raises(ManifestError, match="race: 6 missing value"):
+        validate_manifest(manifest, MANIFEST_SCHEMA)
+    manifest.loc[1, "race"] = "Black"
+    with pytest.raises(ManifestError, match=r"race: value\(s\) \['Black'\] not in \[\]"):
+        validate_manifest(manifest, MANIFEST_SCHEMA, mask_set=True)

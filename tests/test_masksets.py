@@ -9,7 +9,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from readrace.ingest.adapters import DatasetAdapter
+from conftest import CONFIG_SCHEMA
+from readrace.config import ConfigError, validate_config
+from readrace.ingest.adapters import DatasetAdapter, DatasetError, make_adapter
+from readrace.ingest.adapters.mask_sets import parse_reading
 from readrace.ingest.masksets import MaskSetError, decode_chexmask_rle
 from readrace.ingest.raster import JSRT_SHAPE, read_raster
 from readrace.segmentation.masks import to_grid
@@ -120,3 +123,66 @@ def test_a_wrong_layout_or_a_missing_folder_says_so(tmp_path):
     pd.DataFrame({"dicom_id": ["a"]}).to_csv(tmp_path / "bad.csv", index=False)
     with pytest.raises(MaskSetError, match="lacks Left Lung"):
         MaskedSet(tmp_path, {"lung_masks": {"layout": "chexmask", "path": "bad.csv"}}).lung_mask("a.jpg")
+
+
+# ------------------------------------------------------------------ the mask sets' adapters
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Patient's Sex: M\nPatient's Age: 058Y\nnormal\n", ("M", "58")),   # Montgomery
+    ("Patient's Sex: F\nPatient's Age: 040Y\n", ("F", "40")),
+    ("male 35yrs\nnormal\n", ("M", "35")),                               # Shenzhen
+    ("Female, 45yr\nright PTB\n", ("F", "45")),
+    ("female  9 month\n", ("F", None)),
+    ("normal\n", (None, None)),
+])
+def test_clinical_readings_give_sex_and_age(text, expected):
+    assert parse_reading(text) == expected
+
+
+def test_shenzhen_set_one_patient_per_image_without_race(tmp_path):
+    left, right = lungs(20, 16)
+    for name in ("CHNCXR_0001_0", "CHNCXR_0002_1"):
+        save(np.full((20, 16), 1, np.uint8), tmp_path / f"CXR_png/{name}.png")
+    save(left | right, tmp_path / "mask/CHNCXR_0001_0_mask.png")  # the second has no mask
+    (tmp_path / "CXR_png/Thumbs.db").write_bytes(b"x")
+    (tmp_path / "ClinicalReadings").mkdir()
+    (tmp_path / "ClinicalReadings/CHNCXR_0001_0.txt").write_text("male 35yrs\nnormal\n")
+    adapter = make_adapter("shenzhen", tmp_path, {})
+    assert adapter.files() == ["CXR_png/CHNCXR_0001_0.png", "CXR_png/CHNCXR_0002_1.png", "CXR_png/Thumbs.db"]
+    studies = adapter.study_table().set_index("patient_key")
+    assert studies["race"].isna().all() and (studies.index == studies["study_key"]).all()
+    assert studies.loc["CHNCXR_0001_0", ["sex", "age"]].tolist() == ["M", "35"]
+    assert studies.loc["CHNCXR_0002_1", ["sex", "age"]].isna().all()
+    assert np.array_equal(adapter.lung_mask("CXR_png/CHNCXR_0001_0.png"), left | right)
+    assert adapter.lung_mask("CXR_png/CHNCXR_0002_1.png") is None
+    assert adapter.file_table().loc["CXR_png/CHNCXR_0002_1.png", "patient_key"] == "CHNCXR_0002_1"
+
+
+def test_jsrt_set_lists_its_raw_images_and_reads_the_scr_masks(tmp_path):
+    (tmp_path / "JPCLN001.IMG").write_bytes(b"")
+    (tmp_path / "JPCNN002.IMG").write_bytes(b"")
+    left, right = lungs(32, 32)
+    save(left, tmp_path / "scr/masks/left lung/JPCLN001.gif", mode="P")
+    save(right, tmp_path / "scr/masks/right lung/JPCLN001.gif", mode="P")
+    adapter = make_adapter("jsrt", tmp_path, {})
+    assert adapter.files() == ["JPCLN001.IMG", "JPCNN002.IMG"]  # not the masks' folders
+    assert np.array_equal(adapter.lung_mask("JPCLN001.IMG"), left | right)
+    assert adapter.study_table()[["race", "sex", "age"]].isna().all().all()
+    with pytest.raises(DatasetError, match="option images"):
+        make_adapter("jsrt", tmp_path, {"images": "absent"})
+
+
+def test_mask_set_settings_are_checked_with_the_key_named():
+    def config(adapter: str, mask_set: bool, modality: str = "cxr", **options) -> dict:
+        return {"datasets": {"m": {"adapter": adapter, "modality": modality, "mask_set": mask_set,
+                                   "options": {"root": "/data/m", **options}}}}
+
+    with pytest.raises(ConfigError, match=r"datasets\.m\.mask_set: the montgomery adapter reads a lung-mask set"):
+        validate_config(config("montgomery", False), CONFIG_SCHEMA)
+    with pytest.raises(ConfigError, match=r"datasets\.m\.mask_set: a mask set needs ground-truth lung masks"):
+        validate_config(config("generic", True, manifest="m.csv"), CONFIG_SCHEMA)
+    with pytest.raises(ConfigError, match=r"datasets\.m\.mask_set: a mask set trains the radiograph U-Net"):
+        validate_config(config("generic", True, "ct", manifest="m.csv", lung_masks={"layout": "shenzhen"}),
+                        CONFIG_SCHEMA)
+    validate_config(config("shenzhen", True), CONFIG_SCHEMA)

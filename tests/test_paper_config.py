@@ -15,7 +15,10 @@ from readrace.experiments import evaluation_datasets, expand_experiments
 
 def test_paper_config_validates_and_keeps_the_paper_splits():
     config = validate_config(yaml.safe_load((REPO / "configs" / "paper.yaml").read_text()), CONFIG_SCHEMA)
-    assert len(config["datasets"]) == 9
+    assert len(config["datasets"]) == 12
+    mask_sets = ["MONT", "SHZ", "JSRT"]  # the U-Net trains on them; no race model tests on them
+    assert [name for name, dataset in config["datasets"].items() if dataset["mask_set"]] == mask_sets
+    assert {m.train for m in expand_experiments(config)["segmentation"]} >= {"MXR+MONT+SHZ+JSRT"}
     assert config["datasets"]["MXR"]["split"] == {"train": 0.6, "validation": 0.1, "test": 0.3, "salt": "readrace-split-v1"}
     assert config["datasets"]["RSPECT"]["split"]["test"] == 1.0
     assert evaluation_datasets(config, "NLST") == ["NLST", "RSPECT", "EM-CT"]
@@ -32,7 +35,7 @@ def test_paper_matrix_dry_runs_without_any_data():
     )
     assert result.returncode == 0, result.stderr[-3000:]
     stats = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout, flags=re.M))
-    assert int(stats["ingest_shard"]) == 200 + 100 + 100 + 200 + 50 + 100 + 1 + 50 + 5
+    assert int(stats["ingest_shard"]) == 200 + 100 + 100 + 200 + 50 + 100 + 1 + 50 + 5 + 3  # + the mask sets
     # 186 race models of Table 3 and the mechanism experiments, localisation's 18 MXR grid
     # models and 2 lung / non-lung models, and the CXP DenseNet121 race models the clinical
     # audits compare their probes with.

@@ -111,6 +111,61 @@ def test_ct_lungs_from_hounsfield_units_match_the_phantom():
     assert lung_volume(volume, threshold_hu=-1100).sum() == 0
 
 
+def test_lungmask_reads_its_weights_from_a_local_file_only(tmp_path, monkeypatch):
+    """lungmask's own architecture, randomly initialised (no network), saved as a weights
+    file: the method's masks have the cache's shape and dtype and follow its rows; a missing
+    file or package is a config error naming the key."""
+    pytest.importorskip("lungmask", reason="the lungmask extra is not installed")
+    from lungmask.resunet import UNet as LungmaskUNet
+
+    from readrace.segmentation import lungmask as lungmask_module
+    from readrace.segmentation.lungmask import lungmask_masks
+
+    torch.manual_seed(0)
+    network = LungmaskUNet(n_classes=3, padding=True, depth=5, up_mode="upsample", batch_norm=True, residual=False)
+    weights = tmp_path / "r231-random.pth"
+    torch.save(network.state_dict(), weights)
+    volume, _ = anatomy.chest_ct((32, 32), 6.0, 4, bmi=25.0, sex="F", rng=np.random.default_rng(0))
+    window = {"center": -600, "width": 1500}
+    order = np.random.default_rng(1).permutation(8)  # two series of 4 slices, rows shuffled
+    series = np.concatenate([volume, volume[::-1]])
+    cache = window_hu(series, **window)[order]
+    manifest = pd.DataFrame({"series_id": np.where(order < 4, "a", "b"), "slice_index": order % 4,
+                             "cache_index": np.arange(8)})
+    settings = {**segmentation.DEFAULT_LUNGMASK, "weights": str(weights)}
+    # The real network on two slices of one series (each slice costs a 256-px forward pass).
+    masks = lungmask_masks(manifest[(manifest["series_id"] == "a") & (manifest["slice_index"] < 2)], cache, window,
+                           settings)
+    assert masks.shape == cache.shape and masks.dtype == np.uint8 and set(np.unique(masks)) <= {0, 1}
+    # Row for row: each series reaches lungmask as its HU volume in slice order, and each
+    # cache row gets its own slice's mask back. (A randomly initialised network finds no
+    # lungs, so the order is checked with an inferer that marks the first slice it is given
+    # and whose HU it is.)
+    class FirstSlice:
+        def apply(self, hu: np.ndarray) -> np.ndarray:
+            out = np.zeros(hu.shape, np.uint8)
+            out[0] = 2 * (hu[0] < -400)
+            return out
+
+    monkeypatch.setattr(lungmask_module, "inferer", lambda settings, device="cpu": FirstSlice())
+    aligned = lungmask_masks(manifest, cache, window, settings)
+    first = (manifest["slice_index"] == 0).to_numpy()
+    assert np.array_equal(aligned[first], (hounsfield(cache[first], window) < -400).astype(np.uint8))
+    assert aligned[first].any() and not aligned[~first].any()
+    monkeypatch.undo()
+    # The key and the path are named when the file is missing.
+    config = config_with({"kind": "segmentation", "ct": ["c"], "ct_method": "lungmask",
+                          "lungmask": {"weights": str(tmp_path / "absent.pth")}})
+    assert check_experiments(config) == [f"experiments.0.lungmask.weights: lungmask weights file "
+                                         f"{tmp_path / 'absent.pth'} does not exist (readrace reads lungmask's "
+                                         f"weights from this local file only, never from the network)"]
+    config["experiments"][0]["lungmask"]["weights"] = str(weights)
+    assert check_experiments(config) == []
+    assert segmentation.mask_sources(config)["c"].model.path == "segmentation/c/lungmask/seed0"
+    with pytest.raises(MaskError, match="absent.pth does not exist"):
+        lungmask_masks(manifest, cache, window, {**settings, "weights": str(tmp_path / "absent.pth")})
+
+
 # ------------------------------------------------------------------------------ quality
 
 
@@ -196,6 +251,12 @@ def test_unet_training_is_reproducible_and_learns(tmp_path):
     assert first.best_val_auc > 0.9  # the engine's score column holds the validation Dice
     predicted = predict_masks(tmp_path / "a/model.pt", images, settings, device="cpu")
     assert predicted.dtype == np.uint8 and dice_scores(predicted, masks).mean() > 0.9
+    # The control, that the workflow test's Dice >= 0.9 can fail: a U-Net that has not learnt
+    # (one epoch at a vanishing learning rate), without the clean-up that would tidy its noise.
+    untrained = {**settings, "epochs": 1, "lr": 1.0e-7, "largest_components": 0}
+    train_unet(data, untrained, 0, EXECUTION, tmp_path / "c", ["digest"], progress=False)
+    control = predict_masks(tmp_path / "c/model.pt", images, untrained, device="cpu")
+    assert dice_scores(control, masks).mean() < 0.8
     assert UNetBuilder((4, 8), (2,), 1).id == "monai-unet-c4-8-s2-r1"
 
 

@@ -19,6 +19,7 @@ from jsonschema import validators
 # Torch-free, as everything here: the Snakefile calls validate_config at every parse (dry
 # runs included).
 from readrace.experiments import check_experiments, dataset_group
+from readrace.experiments.segmentation import MASK_SET_ADAPTERS
 
 #: Tolerance on the sum of the split fractions.
 _SPLIT_TOLERANCE = 1e-6
@@ -137,10 +138,31 @@ def _check_semantics(config: dict[str, Any]) -> None:
                 problems.append(f"datasets.{name}.modality: the synthetic adapter generates cxr, ct or mammo, not xr")
             elif dataset["modality"] != "cxr" and site != "A":
                 problems.append(f"datasets.{name}.options.site: {dataset['modality']} has only site A, got {site!r}")
+    problems += _check_mask_sets(config)
     problems += _check_groups(config)
     problems += check_experiments(config)
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+
+
+def _check_mask_sets(config: dict[str, Any]) -> list[str]:
+    """A mask set is a radiograph dataset with ground-truth lung masks; the adapters of the
+    public mask sets read nothing else."""
+    problems = []
+    for name, dataset in config["datasets"].items():
+        where = f"datasets.{name}.mask_set"
+        if dataset["adapter"] in MASK_SET_ADAPTERS and not dataset["mask_set"]:
+            problems.append(f"{where}: the {dataset['adapter']} adapter reads a lung-mask set, which records no "
+                            f"race: set mask_set: true (it then serves segmentation blocks only)")
+        if not dataset["mask_set"]:
+            continue
+        if dataset["modality"] != "cxr":
+            problems.append(f"{where}: a mask set trains the radiograph U-Net: modality must be cxr, "
+                            f"got {dataset['modality']!r}")
+        elif dataset["adapter"] not in (*MASK_SET_ADAPTERS, "synthetic") and not dataset["options"].get("lung_masks"):
+            problems.append(f"{where}: a mask set needs ground-truth lung masks: set "
+                            f"datasets.{name}.options.lung_masks")
+    return problems
 
 
 #: What the datasets of one group must share, and how to read it from a dataset's config.

@@ -76,17 +76,22 @@ def _dataset_root(name):
 MASK_OPTIONS = ("lung_masks",)
 
 
-def _dataset_keys(*keys, without=MASK_OPTIONS):
+def _dataset_keys(*keys, without=MASK_OPTIONS, when_set=()):
     """The params function of an ingestion stage: the keys of the dataset's config it reads,
-    and the dataset's root, without the options in ``without``. Computed once per dataset: a
-    shard job only looks them up."""
+    and the dataset's root, without the options in ``without``; the keys in ``when_set`` only
+    where they are true (so that a new setting's default changes no dataset's params).
+    Computed once per dataset: a shard job only looks them up."""
 
     def value(name, key):
         if key != "options":
             return DATASETS[name][key]
         return {k: v for k, v in DATASETS[name]["options"].items() if k not in without}
 
-    by_dataset = {name: {**{k: value(name, k) for k in keys}, "root": _dataset_root(name)} for name in DATASETS}
+    by_dataset = {
+        name: {**{k: value(name, k) for k in keys}, **{k: True for k in when_set if DATASETS[name].get(k)},
+               "root": _dataset_root(name)}
+        for name in DATASETS
+    }
 
     def params(wildcards):
         return by_dataset[wildcards.dataset]
@@ -97,7 +102,7 @@ def _dataset_keys(*keys, without=MASK_OPTIONS):
 # The part of a dataset's config each ingestion stage reads, so that a change reruns only the
 # stages that read it (split fractions, for one, rerun gather and not the decoding).
 listing_options = _dataset_keys("adapter", "modality", "shards", "options")
-ingest_options = _dataset_keys("adapter", "modality", "preprocess", "options")
+ingest_options = _dataset_keys("adapter", "modality", "preprocess", "options", when_set=("mask_set",))
 
 
 def cohort_options(wildcards):
@@ -114,6 +119,10 @@ def dataset_split(wildcards):
 
 def dataset_modality(wildcards):
     return DATASETS[wildcards.dataset]["modality"]
+
+
+def dataset_mask_set(wildcards):
+    return DATASETS[wildcards.dataset]["mask_set"]
 
 
 def generated_inputs(wildcards):
@@ -312,6 +321,8 @@ def lung_mask_inputs(wildcards):
               "cache": paths.dataset_file(paths.CACHE, wildcards.dataset)}
     if source.model.method == segmentation.UNET:
         inputs["model"] = paths.model_file(source.model.path)
+    if source.model.method == segmentation.LUNGMASK:
+        inputs["weights"] = source.settings["weights"]  # new weights remake the masks
     return inputs
 
 
@@ -322,8 +333,8 @@ def lung_mask_params(wildcards):
 
 
 def lung_mask_gpus(wildcards):
-    """The U-Net's inference runs on the training device; the CT pipeline needs no GPU."""
-    return EXECUTION["gpus"] if mask_source(wildcards).model.method == segmentation.UNET else 0
+    """The networks (U-Net, lungmask) run on the training device; the HU pipeline needs no GPU."""
+    return EXECUTION["gpus"] if mask_source(wildcards).model.method != segmentation.HU else 0
 
 
 truth_mask_options = _dataset_keys("adapter", "modality", "options", without=())

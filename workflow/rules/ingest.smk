@@ -85,6 +85,7 @@ rule gather_dataset:
         split=dataset_split,
         manifest_schema=MANIFEST_SCHEMA,
         modality=dataset_modality,
+        mask_set=dataset_mask_set,
     log:
         "logs/gather_dataset/{dataset}.log",
         private="private/logs/gather_dataset/{dataset}.log",

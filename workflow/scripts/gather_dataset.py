@@ -23,5 +23,6 @@ with job_logging(snakemake.log[0], private_log=snakemake.log.private) as log:
         sources_path=output.sources,
         private_quarantine_path=output.private_quarantine,
         listing_path=snakemake.input.files,
+        mask_set=snakemake.params.mask_set,
     )
     log.info("manifest: %d images of %d patients", len(manifest), manifest["patient_id"].nunique())

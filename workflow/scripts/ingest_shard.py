@@ -19,6 +19,7 @@ with job_logging(snakemake.log[0], private_log=snakemake.log.private) as log:
         snakemake.params.salt,
         description=f"ingest {snakemake.wildcards.dataset} shard {shard}",
         value_ranges=snakemake.params.value_ranges,
+        mask_set=dataset.get("mask_set", False),
     )
     write_shard(result, snakemake.output.rows, snakemake.output.quarantine, snakemake.output.images)
     log.info("%d files: %d images kept, %d files quarantined", len(paths), len(result.rows), len(result.quarantine))

@@ -1,4 +1,4 @@
-"""Job: a dataset's lung masks (U-Net or Hounsfield units) on its cache grid, row for row."""
+"""Job: a dataset's lung masks (U-Net, Hounsfield units or lungmask) on its cache grid, row for row."""
 
 import numpy as np
 import pandas as pd
@@ -18,6 +18,11 @@ with job_logging(snakemake.log[0]) as log:
         execution = execution_settings(snakemake.config)
         masks = predict_masks(snakemake.input.model, images, params["settings"], execution["device"],
                               execution["predict_batch_size"])
+    elif params["method"] == "lungmask":
+        from readrace.segmentation.lungmask import lungmask_masks
+
+        masks = lungmask_masks(pd.read_parquet(snakemake.input.manifest), images, params["window"],
+                               params["settings"], execution_settings(snakemake.config)["device"])
     else:
         masks = ct_lung_masks(pd.read_parquet(snakemake.input.manifest), images, params["window"], params["settings"])
     check_masks(masks, images, snakemake.output[0])

@@ -7,12 +7,13 @@ cannot say: unique image ids, and cache indices that are a permutation of the ro
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from readrace.data.columns import check_columns
+from readrace.data.columns import check_columns, load_schema
 from readrace.labels import FINDINGS
 
 #: Columns in the order they are written; optional ones are present with nulls.
@@ -44,8 +45,13 @@ class ManifestError(ValueError):
     """The manifest does not satisfy its schema."""
 
 
-def validate_manifest(manifest: pd.DataFrame, schema: dict | str | Path) -> None:
-    """Raise :class:`ManifestError` listing every way ``manifest`` breaks its schema."""
+def validate_manifest(manifest: pd.DataFrame, schema: dict | str | Path, mask_set: bool = False) -> None:
+    """Raise :class:`ManifestError` listing every way ``manifest`` breaks its schema. A mask
+    set's manifest (``mask_set``: a lung-mask set, which records no race) must have race
+    missing in every row instead."""
+    if mask_set:
+        schema = copy.deepcopy(schema if isinstance(schema, dict) else load_schema(schema))
+        schema["properties"]["race"] = {"enum": [None]}
     problems = check_columns(manifest, schema)
     if "image_id" in manifest and manifest["image_id"].duplicated().any():
         problems.append("image_id: ids are not unique")

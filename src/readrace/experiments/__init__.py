@@ -69,6 +69,7 @@ def check_experiments(config: dict[str, Any]) -> list[str]:
     """Problems of the experiment blocks that the schema cannot express, one line each."""
     problems: list[str] = []
     for number, block in enumerate(config.get("experiments", [])):
+        problems += check_mask_sets(number, block, config)
         problems += KINDS[block["kind"]].check(number, block, config)
     return problems
 
@@ -148,12 +149,39 @@ def dataset_group(config: dict[str, Any], name: str) -> str:
     return dataset.get("group") or dataset["modality"]
 
 
+def is_mask_set(config: dict[str, Any], name: str) -> bool:
+    """Whether a dataset is a lung-mask set (``mask_set: true``): ingested without race, it
+    serves segmentation blocks only."""
+    return bool(config["datasets"][name].get("mask_set"))
+
+
 def evaluation_datasets(config: dict[str, Any], train: str) -> list[str]:
     """The datasets a model trained on ``train`` is tested on: itself first, then every other
-    dataset of its group, in config order."""
+    dataset of its group, in config order (mask sets, which record no race, never)."""
     group = dataset_group(config, train)
-    others = [name for name in config["datasets"] if name != train and dataset_group(config, name) == group]
+    others = [name for name in config["datasets"]
+              if name != train and dataset_group(config, name) == group and not is_mask_set(config, name)]
     return [train, *others]
+
+
+#: The one kind that may name a mask set: the others read race (or train on it).
+MASK_SET_KINDS = frozenset({"segmentation"})
+
+
+def check_mask_sets(number: int, block: dict[str, Any], config: dict[str, Any]) -> list[str]:
+    """A block of a kind other than segmentation that names a mask set, by any of its keys
+    (a dataset name as a value or in a list), is refused: the set records no race."""
+    if block["kind"] in MASK_SET_KINDS:
+        return []
+    problems = []
+    for key, value in block.items():
+        names = value if isinstance(value, list) else [value]
+        for name in names:
+            if isinstance(name, str) and name in config["datasets"] and is_mask_set(config, name):
+                problems.append(f"experiments.{number}.{key}: {name!r} is a mask set (datasets.{name}.mask_set: "
+                                f"true), which records no race; only a segmentation block may use it, "
+                                f"not a {block['kind']} block")
+    return problems
 
 
 def _registry() -> dict[str, ExperimentKind]:

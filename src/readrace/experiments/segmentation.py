@@ -25,15 +25,25 @@ from readrace.experiments import ExperimentKind, path_pattern
 NAME = "segmentation"
 UNET = "unet"
 HU = "hu"
-METHODS = (UNET, HU)
+LUNGMASK = "lungmask"
+METHODS = (UNET, HU, LUNGMASK)
+#: The methods of a block's ``ct`` datasets (``ct_method``).
+CT_METHODS = (HU, LUNGMASK)
 #: Joins the train datasets of one U-Net in its id (not a character of dataset names in use).
 JOIN = "+"
+
+#: Adapters of the public lung-mask sets (readrace.ingest.adapters.masksets): they record no
+#: race, so their datasets must be mask sets (``mask_set: true``), and their masks are found
+#: in the provider's layout without a ``lung_masks`` option.
+MASK_SET_ADAPTERS = ("montgomery", "shenzhen", "jsrt")
 
 #: Defaults of a block's optional settings (the schema documents each).
 DEFAULT_UNET = {"channels": [8, 16, 32, 64], "strides": [2, 2, 2], "num_res_units": 1,
                 "epochs": 12, "batch_size": 16, "lr": 0.003, "weight_decay": 0.0001, "patience": 12,
                 "largest_components": 2}
 DEFAULT_HU = {"threshold_hu": -400.0, "min_second_fraction": 0.05, "closing": 1}
+#: lungmask (readrace.segmentation.lungmask): ``weights`` has no default (a local file).
+DEFAULT_LUNGMASK = {"batch_size": 20}
 DEFAULT_QUALITY = {"area_low": 0.5, "area_high": 2.0, "min_lung_fraction": 0.05}
 
 
@@ -91,9 +101,11 @@ def truth_datasets(block: dict[str, Any], config: dict[str, Any]) -> list[str]:
 
 def has_ground_truth(dataset: dict[str, Any]) -> bool:
     """Whether a dataset can have ground-truth lung masks: the synthetic cohort's (cxr, ct),
-    or a public mask set named by its ``lung_masks`` option."""
+    a public mask set's adapter, or a public mask set named by its ``lung_masks`` option."""
     if dataset["adapter"] == "synthetic":
         return dataset["modality"] in ("cxr", "ct")
+    if dataset["adapter"] in MASK_SET_ADAPTERS:
+        return True
     return bool(dataset.get("options", {}).get("lung_masks"))
 
 
@@ -103,8 +115,12 @@ def unet_model(block: dict[str, Any]) -> SegmentationModel | None:
     return SegmentationModel(JOIN.join(block["train"]), UNET, int(block.get("seed", 0)))
 
 
+def ct_method(block: dict[str, Any]) -> str:
+    return block.get("ct_method", HU)
+
+
 def coordinates(block: dict[str, Any], config: dict[str, Any]) -> list[SegmentationModel]:
-    models = [SegmentationModel(name, HU, 0) for name in block.get("ct", [])]
+    models = [SegmentationModel(name, ct_method(block), 0) for name in block.get("ct", [])]
     unet = unet_model(block)
     return ([unet] if unet else []) + models
 
@@ -115,6 +131,13 @@ def unet_settings(block: dict[str, Any]) -> dict[str, Any]:
 
 def hu_settings(block: dict[str, Any]) -> dict[str, Any]:
     return {**DEFAULT_HU, **block.get("hu", {})}
+
+
+def ct_settings(block: dict[str, Any]) -> dict[str, Any]:
+    """The settings of the block's CT method: ``hu``, or ``lungmask`` (its weights file)."""
+    if ct_method(block) == LUNGMASK:
+        return {**DEFAULT_LUNGMASK, **block.get("lungmask", {})}
+    return hu_settings(block)
 
 
 def quality_settings(block: dict[str, Any]) -> dict[str, Any]:
@@ -148,7 +171,7 @@ def mask_sources(config: dict[str, Any]) -> dict[str, MaskSource]:
                 sources.setdefault(name, MaskSource(unet, unet_settings(block), quality, name in scored,
                                                     name in unet.datasets))
         for name in block.get("ct", []):
-            sources.setdefault(name, MaskSource(SegmentationModel(name, HU, 0), hu_settings(block), quality,
+            sources.setdefault(name, MaskSource(SegmentationModel(name, ct_method(block), 0), ct_settings(block), quality,
                                                 name in scored, False))
     return sources
 
@@ -187,6 +210,7 @@ def check(number: int, block: dict[str, Any], config: dict[str, Any]) -> list[st
             problems.append(f"{where}.unet.strides: the {size}-pixel cache is not divisible by {factor}")
     if len(unet_settings(block)["channels"]) != len(strides) + 1:
         problems.append(f"{where}.unet: channels needs one entry more than strides")
+    problems += _check_lungmask(where, block)
     segmented = set(applied(block, config) if block.get("train") else []) | set(block.get("ct", []))
     for key in ("train", "truth"):
         for name in block.get(key, []):
@@ -203,6 +227,27 @@ def check(number: int, block: dict[str, Any], config: dict[str, Any]) -> list[st
         theirs = set(applied(other, config) if other.get("train") else []) | set(other.get("ct", []))
         for name in sorted(segmented & theirs):
             problems.append(f"{where}: {name!r} is already segmented by experiments.{other_number}")
+    return problems
+
+
+def _check_lungmask(where: str, block: dict[str, Any]) -> list[str]:
+    """lungmask needs its package and a local weights file, checked before any job runs."""
+    if ct_method(block) != LUNGMASK:
+        if "lungmask" in block:
+            return [f"{where}.lungmask: set only with ct_method: lungmask"]
+        return []
+    from readrace.segmentation import lungmask  # imports neither torch nor lungmask
+
+    problems = []
+    if not lungmask.installed():
+        problems.append(f"{where}.ct_method: lungmask is not installed (pip install '{lungmask.EXTRA}'); "
+                        f"the default, hu, needs nothing")
+    weights = block.get("lungmask", {}).get("weights")
+    if not weights:
+        problems.append(f"{where}.lungmask.weights: ct_method lungmask needs its weights as a local file "
+                        f"(e.g. unet_r231-d5d2fc3d.pth); they are never downloaded")
+    else:
+        problems += [problem for problem in [lungmask.weights_problem(weights, f"{where}.lungmask.weights")] if problem]
     return problems
 
 

@@ -96,12 +96,14 @@ def gather_shards(
     sources_path: Path,
     private_quarantine_path: Path,
     listing_path: str | Path | None = None,
+    mask_set: bool = False,
 ) -> pd.DataFrame:
     """Concatenate shards into the dataset's outputs; return the manifest.
 
     ``files`` is the private listing (path, file_id, shard; readrace.ingest.listing),
     ``shards`` lists (rows.parquet, quarantine.csv, images.npy) per shard, ``listing_path``
-    is where the listing lies, for the accounting error to point at. The cache is hashed
+    is where the listing lies, for the accounting error to point at; a ``mask_set`` has race
+    missing in every row (readrace.data.manifest.validate_manifest). The cache is hashed
     while it is copied from the shards, for the descriptor.
     """
     tables, quarantines, shapes = [], [], []
@@ -125,7 +127,7 @@ def gather_shards(
     manifest[list(NUMERIC_COLUMNS)] = manifest[list(NUMERIC_COLUMNS)].astype(float)
     manifest["slice_index"] = manifest["slice_index"].astype("Int64")
     check_patient_splits(manifest)
-    validate_manifest(manifest, manifest_schema)
+    validate_manifest(manifest, manifest_schema, mask_set=mask_set)
 
     size = tuple(shapes[0][1:]) if shapes else (0, 0)
     shape = (len(manifest), *size)

@@ -158,8 +158,10 @@ def _decode_and_check(
     files: dict[str, dict[str, Any]],
     preprocess: dict[str, Any],
     salt: str,
+    mask_set: bool = False,
 ) -> _Accepted:
-    """Decode one file and decide whether it enters the cohort; the exception says why not."""
+    """Decode one file and decide whether it enters the cohort; the exception says why not.
+    A mask set's images enter without race (recorded as missing)."""
     known = files.get(path, {})
     patient = pseudonymize(str(known["patient_key"]), salt, "patient") if "patient_key" in known else ""
     if "exclusion" in known:  # decided by the tables (a lateral view, say): no need to decode
@@ -186,7 +188,10 @@ def _decode_and_check(
     if record is None:
         raise Rejected("no demographics record: its patient and study are not in the dataset's tables", patient)
     excluded = record.get("exclusion") if not _missing(record.get("exclusion")) else None
-    excluded = excluded or exclusion_reason(record.get("race"), record.get("ethnicity"))
+    if mask_set:  # the race rules do not apply: the set records none, and none is kept
+        record = {**record, "race": None, "ethnicity": None}
+    else:
+        excluded = excluded or exclusion_reason(record.get("race"), record.get("ethnicity"))
     if excluded:
         detail = f"race value {record.get('race')!r}" if excluded == UNMAPPED_RACE else ""
         raise Rejected(str(excluded), patient, detail)
@@ -254,12 +259,14 @@ def ingest_shard(
     progress: bool = True,
     description: str = "ingest",
     value_ranges: Mapping[str, Range] | None = None,
+    mask_set: bool = False,
 ) -> ShardResult:
     """Decode, join, filter and preprocess the files of one shard (paths relative to the
     adapter's root). ``value_ranges`` gives the valid (minimum, maximum) of numeric columns
     (readrace.ingest.values.value_ranges of the manifest schema: age 0-120, BMI 5-100): a
     value outside it is invalid, set missing and recorded in the row's ``invalid_values``;
-    without it, only values that are not numbers are invalid."""
+    without it, only values that are not numbers are invalid. A ``mask_set`` (a lung-mask
+    set, which records no race) keeps its images with race missing."""
     studies = _study_lookup(adapter)
     files = _file_lookup(adapter)
     ranges = dict(value_ranges or {})
@@ -267,7 +274,8 @@ def ingest_shard(
     for path in tqdm(paths, desc=description, unit="file", disable=not progress, file=sys.stderr, mininterval=2):
         fid = file_id(path, salt)
         try:
-            state.accepted.append(_decode_and_check(path, fid, adapter, modality, studies, files, preprocess, salt))
+            state.accepted.append(_decode_and_check(path, fid, adapter, modality, studies, files, preprocess, salt,
+                                                     mask_set))
         except Rejected as error:
             state.reject(fid, error.reason, error.detail, error.patient_id)
         except DicomReadError as error:

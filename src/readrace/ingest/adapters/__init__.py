@@ -206,6 +206,7 @@ def make_adapter(name: str, root: str | Path, options: dict[str, Any]) -> Datase
     from readrace.ingest.adapters.embed import EmbedAdapter
     from readrace.ingest.adapters.generic import GenericAdapter
     from readrace.ingest.adapters.hand_atlas import HandAtlasAdapter
+    from readrace.ingest.adapters.mask_sets import JsrtAdapter, MontgomeryAdapter, ShenzhenAdapter
     from readrace.ingest.adapters.mimic import MimicCxrAdapter
     from readrace.ingest.adapters.nlst import NlstAdapter
     from readrace.ingest.adapters.rspect import RspectAdapter
@@ -220,6 +221,9 @@ def make_adapter(name: str, root: str | Path, options: dict[str, Any]) -> Datase
         "embed": EmbedAdapter,
         "rspect": RspectAdapter,
         "nlst": NlstAdapter,
+        "montgomery": MontgomeryAdapter,
+        "shenzhen": ShenzhenAdapter,
+        "jsrt": JsrtAdapter,
     }
     if name not in registry:
         raise DatasetError(f"unknown adapter {name!r}; known: {', '.join(sorted(registry))}")
