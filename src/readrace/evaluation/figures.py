@@ -24,11 +24,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullLocator
 
-from readrace.transforms.perturbations import parse_perturbation
 
 __all__ = [
     "DIAMETER_LABEL",
@@ -275,6 +273,12 @@ def filtered_panels(
         raise ValueError(
             f"expected finite image values in [0, 1], got [{array.min()}, {array.max()}]"
         )
+    # torch is imported here, not at the top: the table and figure jobs that import this
+    # module would otherwise each pay seconds of torch start-up for nothing.
+    import torch
+
+    from readrace.transforms.perturbations import parse_perturbation
+
     perturbations = [parse_perturbation(pid) for pid in perturbation_ids]  # fail before work
 
     batch = torch.from_numpy(array)[:, None]

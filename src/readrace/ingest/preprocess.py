@@ -19,8 +19,6 @@ to float32 rounding (tested).
 from __future__ import annotations
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from readrace.ingest.dicom import DicomImage
 
@@ -41,6 +39,11 @@ def resize_square(frames: np.ndarray, size: int) -> np.ndarray:
         raise ValueError(f"expected frames of shape (n, H, W), got {frames.shape}")
     if frames.shape[1:] == (size, size):
         return frames.astype(np.float32, copy=False)
+    # torch is imported here, not at the top: the index and gather jobs import this module
+    # for CACHE_DTYPE only and would otherwise each pay seconds of torch start-up.
+    import torch
+    import torch.nn.functional as F
+
     tensor = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32))[:, None]
     resized = F.interpolate(tensor, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
     return resized[:, 0].numpy()
