@@ -3,14 +3,17 @@
 A block names the radiograph datasets with ground-truth lung masks a U-Net trains on
 (``train``: one network on their union, selected on their validation Dice), the radiograph
 datasets it is applied to (``apply``; default: every ``cxr`` dataset of the config), the CT
-datasets segmented from Hounsfield units (``ct``), and the datasets whose masks are scored
+datasets segmented from Hounsfield units or, with ``ct_method: lungmask``, by lungmask from a
+local weights file (``ct``; readrace.segmentation.lungmask), and the datasets whose masks are scored
 against their ground truth (``truth``; default: the train datasets and the others that
 have ground truth: synthetic, or with the dataset option ``lung_masks``). Each dataset gets ``results/{dataset}/cache/masks.npy``
 (readrace.segmentation.masks) from exactly one method.
 
 Coordinates (:class:`SegmentationModel`): ``segmentation/{train}/unet/seed{seed}`` for the
 U-Net (``{train}``: the train datasets joined by ``+``) and ``segmentation/{dataset}/hu/seed0``
-for each CT dataset (its parameters only: nothing is trained). Rules:
+for each CT dataset (``.../lungmask/seed0`` by lungmask; its parameters only: nothing is
+trained). A mask set (a dataset with ``mask_set: true``: Montgomery, Shenzhen, JSRT, which
+record no race) may be trained on here and nowhere else (readrace.experiments.check_mask_sets). Rules:
 ``workflow/rules/segmentation.smk``; schema: ``$defs/segmentation_block``.
 """
 
