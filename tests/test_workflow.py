@@ -12,6 +12,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -239,6 +240,21 @@ def test_second_run_has_nothing_to_do(run):
     result = snakemake(run, "-n")
     assert result.returncode == 0
     assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_a_moved_checkout_reruns_nothing(run, tmp_path):
+    """The same workflow from another folder (a moved or renamed checkout, files' times
+    kept) is up to date: no job's params hold a path into the checkout."""
+    moved = tmp_path / "moved-checkout"
+    moved.mkdir()
+    shutil.copy2(REPO / "Snakefile", moved / "Snakefile")
+    for folder in ("workflow", "envs"):
+        shutil.copytree(REPO / folder, moved / folder)
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(moved / "Snakefile"), "--directory", str(run),
+               "--configfile", str(run / "config.yaml"), "-n"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "Nothing to be done" in result.stdout + result.stderr, (result.stdout + result.stderr)[-4000:]
 
 
 def planned_jobs(workdir: Path, config: dict) -> set[tuple[str, str]]:
