@@ -122,7 +122,6 @@ def _markdown(table: pd.DataFrame, columns: Sequence[str], digits: int = 3) -> s
 
 def render_summary(tables: dict[str, pd.DataFrame], n_exposed: int) -> str:
     s, attacks = tables["summary"], tables["attacks"]
-    ranked = "patients ranked by the risk: the record's IN-OUT margin gap over the pooled within-side SD"
     parts = ["# Membership privacy audit\n",
              "Per-record attack AUC from each record's IN and OUT margins across the N shadow models "
              "(binormal: Phi((mu_in - mu_out) / sqrt(s_in^2 + s_out^2)); empirical: Mann-Whitney). The risk that "
