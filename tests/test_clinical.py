@@ -53,8 +53,7 @@ TINY = {
         },
         # 64 px and a group of its own: at 32 px and 100 patients the race signal was too weak
         # (measured: the clinical probe 0.65 (0.47-0.85), the race model at chance after 3
-        # epochs); at 64 px and 160 patients the previous fixture found it (clinical probe
-        # 0.91 (0.81-0.97), untrained 0.999, race model validation AUC 0.97 at epoch 3).
+        # epochs); at 64 px and 160 patients: clinical probe 0.93 (0.88-0.97).
         "cxr-race": {
             "adapter": "synthetic", "modality": "cxr", "group": "cxr-race", "split": SPLIT,
             "preprocess": {"size": 64},
