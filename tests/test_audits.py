@@ -158,3 +158,18 @@ def test_attacks_perturb_within_epsilon_in_pixel_units_and_not_at_zero():
         assert not torch.equal(adversarial, x)
     binary = AttackTarget(nn.Sequential(nn.Flatten(), nn.Linear(64, 2)), output=1)
     assert binary(x).shape == (4, 2) and torch.all(binary(x)[:, 0] == 0)
+
+
+def test_a_clinical_blocks_training_overrides_the_configs_for_its_models_only():
+    from readrace.experiments import clinical
+
+    config = {"training": {"epochs": 8, "lr": 0.001},
+              "datasets": {"x": {"modality": "cxr", "split": {"train": 0.5, "validation": 0.2, "test": 0.3}}},
+              "experiments": [{"kind": "clinical", "train": ["x"], "archs": ["resnet18"], "perturbations": ["none"],
+                               "seeds": [0], "training": {"epochs": 3}}]}
+    model = clinical.ClinicalModel("x", "resnet18", "none", 0)
+    assert clinical.training(config, model) == {"epochs": 3, "lr": 0.001}
+    # Without a block training, the config's own dict: a clinical model trained before the
+    # option existed keeps its params and is not retrained.
+    config["experiments"][0]["training"] = {}
+    assert clinical.training(config, model) == config["training"]

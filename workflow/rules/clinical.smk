@@ -14,7 +14,7 @@ rule train_clinical:
         model=f"{CLINICAL_MODEL_DIR}/{paths.MODEL_FILE}",
         log_csv=f"{CLINICAL_MODEL_DIR}/{paths.TRAIN_LOG_FILE}",
     params:
-        training=config["training"],
+        training=clinical_training,
         task=clinical_task,
     log:
         "logs/train_model/clinical/{train}/{arch}/{perturbation}/seed{seed}.log",

@@ -355,6 +355,11 @@ def clinical_task(wildcards):
     return clinical.task(config, _clinical_model(wildcards)).to_dict()
 
 
+def clinical_training(wildcards):
+    """A clinical model's hyperparameters: its block's training over the config's."""
+    return clinical.training(config, _clinical_model(wildcards))
+
+
 def clinical_setting(key):
     """The params function of one key of the model's block (audit, probe)."""
 

@@ -4,7 +4,8 @@ A block names ``train`` datasets, ``archs``, ``perturbations`` and ``seeds``; ev
 combination is one clinical model (:class:`ClinicalModel`), trained by the same engine, on
 the same splits, with the same checkpoints as the race models, on the block's ``findings``
 (default: the 14 CheXpert labels of a chest-radiograph dataset; one label is a binary
-finding) under its ``uncertain`` policy (:data:`readrace.tasks.UNCERTAIN_POLICIES`). Its
+finding) under its ``uncertain`` policy (:data:`readrace.tasks.UNCERTAIN_POLICIES`), with
+the config's ``training`` hyperparameters overridden by the block's ``training``. Its
 test predictions are scored by the shared ``score`` rule, per label. Then:
 
 - the subgroup audit (:mod:`readrace.audits.subgroups`): thresholds chosen on its
@@ -38,7 +39,7 @@ PROBE_ENCODERS: tuple[str, ...] = ("clinical", "race", "untrained")
 
 #: The block keys that determine a clinical model besides its coordinate: two blocks that
 #: train one coordinate must agree on them.
-MODEL_KEYS = ("findings", "uncertain")
+MODEL_KEYS = ("findings", "uncertain", "training")
 
 
 @dataclass(frozen=True, order=True)
@@ -84,6 +85,12 @@ def task(config: dict[str, Any], model: ClinicalModel) -> Task:
     """The finding task of ``model``, from its block and its train dataset's modality."""
     block = block_of(config, model)
     return findings_task(config["datasets"][model.train]["modality"], block.get("findings"), block["uncertain"])
+
+
+def training(config: dict[str, Any], model: ClinicalModel) -> dict[str, Any]:
+    """The hyperparameters of ``model``: its block's ``training`` over the config's. A block
+    without one trains with the config's, as the race models do (same params, no rerun)."""
+    return {**config["training"], **(block_of(config, model).get("training") or {})}
 
 
 def check(number: int, block: dict[str, Any], config: dict[str, Any]) -> list[str]:
